@@ -1,0 +1,221 @@
+//! Validated configuration: the types the daemon runs on. Every value here has been checked
+//! (ports in range, durations positive, names well-formed), so nothing downstream re-validates.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole, validated configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from (`None` when built in memory).
+    pub source: Option<PathBuf>,
+    /// How long live forwarded connections may run on at shutdown (`[defaults] shutdown_grace`).
+    pub shutdown_grace: Duration,
+    /// Tunnels by name, in name order.
+    pub tunnels: BTreeMap<TunnelName, TunnelConfig>,
+}
+
+/// A tunnel's name: 1–64 characters from `[A-Za-z0-9_.-]`, not starting with `-` or `.`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TunnelName(String);
+
+impl TunnelName {
+    /// Checks `name` against the rules above; the error says which rule it broke.
+    pub fn new(name: &str) -> Result<Self, String> {
+        if name.is_empty() || name.len() > 64 {
+            return Err(format!("tunnel name {name:?} must be 1 to 64 characters long"));
+        }
+        if name.starts_with(['-', '.']) {
+            return Err(format!("tunnel name {name:?} must not start with '-' or '.'"));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        {
+            return Err(format!(
+                "tunnel name {name:?} contains {c:?}; use letters, digits, '_', '.' and '-'"
+            ));
+        }
+        Ok(TunnelName(name.to_owned()))
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TunnelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One tunnel: an SSH session to `host` carrying its forwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TunnelConfig {
+    /// The tunnel's name (the key under `[tunnels]`).
+    pub name: TunnelName,
+    /// Host name or address of the relay.
+    pub host: String,
+    /// SSH port of the relay.
+    pub port: u16,
+    /// Login user on the relay.
+    pub user: String,
+    /// Private keys to try after the agent, in order.
+    pub identities: Identities,
+    /// Where to find ssh-agent.
+    pub agent: AgentSource,
+    /// `-L` forwards.
+    pub local: Vec<LocalForward>,
+    /// `-R` forwards.
+    pub remote: Vec<RemoteForward>,
+    /// Bring the tunnel up when the daemon starts.
+    pub autostart: bool,
+    /// Keepalive, timeout and backoff settings.
+    pub timing: Timing,
+    /// What to do with host keys not yet in `known_hosts`.
+    pub host_key_policy: HostKeyPolicy,
+    /// The known_hosts file (tilde-expanded).
+    pub known_hosts: PathBuf,
+}
+
+/// Which private key files to offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identities {
+    /// `identity_files` was set: each must exist and be readable.
+    Configured(Vec<PathBuf>),
+    /// Not set: OpenSSH's default files (`~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`), skipped when absent.
+    Defaults(Vec<PathBuf>),
+}
+
+impl Identities {
+    /// The files, whichever way they were chosen.
+    pub fn paths(&self) -> &[PathBuf] {
+        match self {
+            Identities::Configured(p) | Identities::Defaults(p) => p,
+        }
+    }
+}
+
+/// Where ssh-agent is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSource {
+    /// `$SSH_AUTH_SOCK`, read at each connection attempt (the agent may come and go).
+    Env,
+    /// A fixed socket path (service managers often lack `SSH_AUTH_SOCK`).
+    Path(PathBuf),
+    /// `agent_socket = ""`: never use an agent.
+    Disabled,
+}
+
+/// Timing knobs, all validated positive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Like ServerAliveInterval.
+    pub keepalive_interval: Duration,
+    /// Like ServerAliveCountMax: dead after `(count + 1) × interval` of silence.
+    pub keepalive_count: u32,
+    /// Budget for DNS + TCP + key exchange + auth + every forward set up.
+    pub connect_timeout: Duration,
+    /// Reconnect backoff.
+    pub backoff: BackoffConfig,
+}
+
+/// Jittered exponential backoff parameters; `initial <= max`, `multiplier >= 1`, `0 <= jitter < 1`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackoffConfig {
+    /// First delay.
+    pub initial: Duration,
+    /// Largest delay, jitter included.
+    pub max: Duration,
+    /// Growth factor per attempt.
+    pub multiplier: f64,
+    /// Relative randomisation, e.g. 0.2 = ±20 %.
+    pub jitter: f64,
+}
+
+/// Host key policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Only keys already in known_hosts are accepted.
+    Strict,
+    /// Trust on first use: an unknown host's key is recorded; a changed key is refused.
+    AcceptNew,
+}
+
+/// A TCP endpoint by name or address (`host` may be a DNS name; IPv6 without brackets).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Where a forward delivers its connections.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A TCP host and port.
+    Tcp(HostPort),
+    /// A Unix socket path.
+    Unix(PathBuf),
+}
+
+/// Where a local forward listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LocalListen {
+    /// A TCP address: loopback (`127.0.0.1`) unless the spec named one; port 1–65535.
+    Tcp { addr: IpAddr, port: u16 },
+    /// A Unix socket path on this machine.
+    Unix(PathBuf),
+}
+
+/// What a remote forward asks the relay to listen on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RemoteListen {
+    /// A TCP listen on the relay: `bind` as sent in `tcpip-forward` (`"localhost"` when the spec
+    /// named none, like OpenSSH); port 0 lets the relay pick.
+    Tcp { bind: String, port: u16 },
+    /// A Unix socket path on the relay (`streamlocal-forward@openssh.com`).
+    Unix(String),
+}
+
+/// One `-L` forward.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LocalForward {
+    /// The spec as the user wrote it (shown in status).
+    pub spec: String,
+    /// Local listening endpoint.
+    pub listen: LocalListen,
+    /// Where the relay connects to (resolved on the relay).
+    pub target: Target,
+}
+
+/// One `-R` forward.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RemoteForward {
+    /// The spec as the user wrote it (shown in status).
+    pub spec: String,
+    /// What the relay listens on.
+    pub listen: RemoteListen,
+    /// Where this machine connects to (resolved here).
+    pub target: Target,
+}
