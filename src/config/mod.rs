@@ -1,5 +1,62 @@
 //! Configuration: raw TOML → validated [`Config`] (SPEC §2).
+//!
+//! [`load`] / [`parse`] read the file into serde types mirroring the schema (`raw`), then
+//! `validate` turns them into the model's types, which cannot be wrong at run time. Every
+//! error is a [`ConfigError`] reading `FILE:LINE:COL: message`.
 
+mod conflicts;
+mod duration;
+mod env;
+mod error;
+mod forward;
 mod model;
+mod raw;
+mod settings;
+mod validate;
+mod values;
 
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use env::{Env, default_path};
+pub use error::ConfigError;
+pub use forward::{parse_forward_local, parse_forward_remote};
 pub use model::*;
+
+/// Parses and validates config text; `path` is used in error locations and as the source.
+pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigError> {
+    let raw: raw::RawFile = toml::from_str(text).map_err(|e| error::from_toml(&e, text, path))?;
+    validate::validate(&raw, env, Some(path.to_owned())).map_err(|f| f.locate(text, path))
+}
+
+/// Reads and validates the config file. A missing file is an empty config ("no tunnels yet",
+/// SPEC §2), with `source` still set so a later `add` knows where to write.
+pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Config {
+                source: Some(path.to_owned()),
+                ..Config::empty()
+            });
+        }
+        Err(e) => {
+            return Err(ConfigError::whole_file(
+                path,
+                format!("cannot read the config file: {e}"),
+            ));
+        }
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => parse(&text, path, env),
+        Err(e) => {
+            // Point at the bad byte: the lossy text keeps every earlier line and column intact.
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes());
+            let message = "the config file is not valid UTF-8".to_owned();
+            Err(ConfigError::at(path, &text, at, message))
+        }
+    }
+}

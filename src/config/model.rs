@@ -20,6 +20,20 @@ pub struct Config {
     pub tunnels: BTreeMap<TunnelName, TunnelConfig>,
 }
 
+impl Config {
+    /// `[defaults] shutdown_grace` when not set (SPEC §4).
+    pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+    /// A configuration with no tunnels and default daemon settings: what a missing file means.
+    pub fn empty() -> Config {
+        Config {
+            source: None,
+            shutdown_grace: Config::DEFAULT_SHUTDOWN_GRACE,
+            tunnels: BTreeMap::new(),
+        }
+    }
+}
+
 /// A tunnel's name: 1–64 characters from `[A-Za-z0-9_.-]`, not starting with `-` or `.`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -29,10 +43,14 @@ impl TunnelName {
     /// Checks `name` against the rules above; the error says which rule it broke.
     pub fn new(name: &str) -> Result<Self, String> {
         if name.is_empty() || name.len() > 64 {
-            return Err(format!("tunnel name {name:?} must be 1 to 64 characters long"));
+            return Err(format!(
+                "tunnel name {name:?} must be 1 to 64 characters long"
+            ));
         }
         if name.starts_with(['-', '.']) {
-            return Err(format!("tunnel name {name:?} must not start with '-' or '.'"));
+            return Err(format!(
+                "tunnel name {name:?} must not start with '-' or '.'"
+            ));
         }
         if let Some(c) = name
             .chars()

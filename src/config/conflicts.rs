@@ -1,0 +1,86 @@
+//! Forwards that cannot all be set up at once: two local listeners on one port or socket
+//! (anywhere in the file, since one daemon binds them all), and two remote listens in one
+//! tunnel that the relay would refuse as duplicates. Caught here rather than as a run-time
+//! "address in use" that would look like a network problem.
+
+use super::error::Fault;
+use super::model::{LocalListen, RemoteListen, TunnelName};
+use super::validate::Built;
+
+/// Reports the second of two clashing forwards, naming the first.
+pub(crate) fn check(tunnels: &[Built]) -> Result<(), Fault> {
+    let mut bound: Vec<(&LocalListen, &TunnelName, usize)> = Vec::new();
+    for t in tunnels {
+        for (i, (fwd, &at)) in t.config.local.iter().zip(&t.local_at).enumerate() {
+            if let Some((_, owner, j)) = bound.iter().find(|(l, ..)| local_clash(l, &fwd.listen)) {
+                return Err(Fault::new(
+                    at,
+                    format!(
+                        "{} is already used by tunnel \"{owner}\" (local[{j}])",
+                        describe_local(&fwd.listen)
+                    ),
+                ));
+            }
+            bound.push((&fwd.listen, &t.config.name, i));
+        }
+        check_remote(t)?;
+    }
+    Ok(())
+}
+
+fn check_remote(t: &Built) -> Result<(), Fault> {
+    let remote = &t.config.remote;
+    for (i, (fwd, &at)) in remote.iter().zip(&t.remote_at).enumerate() {
+        if let Some(j) = remote[..i]
+            .iter()
+            .position(|r| remote_clash(&r.listen, &fwd.listen))
+        {
+            return Err(Fault::new(
+                at,
+                format!(
+                    "{} is already requested by remote[{j}] of tunnel \"{}\"",
+                    describe_remote(&fwd.listen),
+                    t.config.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Same port on the same address, or on any address when either side is a wildcard (the
+/// wildcard listener covers every address, so the second bind fails).
+fn local_clash(a: &LocalListen, b: &LocalListen) -> bool {
+    match (a, b) {
+        (LocalListen::Tcp { addr: a, port: p }, LocalListen::Tcp { addr: b, port: q }) => {
+            p == q && (a == b || a.is_unspecified() || b.is_unspecified())
+        }
+        (LocalListen::Unix(a), LocalListen::Unix(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Port 0 never clashes: the relay picks a fresh port for each request.
+fn remote_clash(a: &RemoteListen, b: &RemoteListen) -> bool {
+    match (a, b) {
+        (RemoteListen::Tcp { bind: a, port: p }, RemoteListen::Tcp { bind: b, port: q }) => {
+            *p != 0 && p == q && a == b
+        }
+        (RemoteListen::Unix(a), RemoteListen::Unix(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn describe_local(listen: &LocalListen) -> String {
+    match listen {
+        LocalListen::Tcp { port, .. } => format!("local port {port}"),
+        LocalListen::Unix(path) => format!("local socket {}", path.display()),
+    }
+}
+
+fn describe_remote(listen: &RemoteListen) -> String {
+    match listen {
+        RemoteListen::Tcp { bind, port } => format!("remote port {port} on {bind:?}"),
+        RemoteListen::Unix(path) => format!("remote socket {path}"),
+    }
+}

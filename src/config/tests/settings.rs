@@ -1,0 +1,300 @@
+//! Every key's happy path and default, and the precedence tunnel → `[defaults]` → built-in.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn only(text: &str) -> TunnelConfig {
+    let cfg = ok(text);
+    assert_eq!(cfg.tunnels.len(), 1);
+    cfg.tunnels.into_values().next().unwrap()
+}
+
+#[test]
+fn built_in_defaults() {
+    let t = only(&format!("[tunnels.t]\n{MIN}"));
+    assert_eq!(t.name.as_str(), "t");
+    assert_eq!((t.user.as_str(), t.port, t.autostart), ("me", 22, true));
+    assert_eq!(
+        t.identities,
+        Identities::Defaults(
+            ["id_ed25519", "id_ecdsa", "id_rsa"]
+                .map(|f| PathBuf::from("/home/me/.ssh").join(f))
+                .to_vec()
+        )
+    );
+    assert_eq!(t.agent, AgentSource::Env);
+    assert_eq!(t.host_key_policy, HostKeyPolicy::Strict);
+    assert_eq!(t.known_hosts, PathBuf::from("/home/me/.ssh/known_hosts"));
+    let want = Timing {
+        keepalive_interval: secs(15),
+        keepalive_count: 3,
+        connect_timeout: secs(20),
+        backoff: BackoffConfig {
+            initial: secs(1),
+            max: secs(60),
+            multiplier: 2.0,
+            jitter: 0.2,
+        },
+    };
+    assert_eq!(t.timing, want);
+}
+
+#[test]
+fn every_tunnel_key_set() {
+    let t = only(
+        r#"[tunnels.work-1]
+host = "relay.example.org"
+user = "ann"
+port = 2222
+identity_files = ["~/.ssh/work", "$KEYS/${KEYS}x", "/abs/key"]
+local = ["9999:localhost:1235", "/tmp/l.sock:/tmp/r.sock"]
+remote = ["0:localhost:22"]
+dynamic = []
+jump = ""
+autostart = false
+keepalive_interval = "250ms"
+keepalive_count = 100
+connect_timeout = "1m30s"
+backoff = { initial = "2s", max = "1h", multiplier = 1.0, jitter = 0.0 }
+host_key_policy = "accept-new"
+known_hosts = "$KEYS/known_hosts"
+agent_socket = "~/agent.sock"
+"#,
+    );
+    assert_eq!(t.name.as_str(), "work-1");
+    assert_eq!(
+        (t.host.as_str(), t.user.as_str(), t.port),
+        ("relay.example.org", "ann", 2222)
+    );
+    assert_eq!(
+        t.identities,
+        Identities::Configured(vec![
+            PathBuf::from("/home/me/.ssh/work"),
+            PathBuf::from("/keys//keysx"),
+            PathBuf::from("/abs/key"),
+        ])
+    );
+    assert_eq!((t.local.len(), t.remote.len(), t.autostart), (2, 1, false));
+    assert_eq!(t.timing.keepalive_interval, Duration::from_millis(250));
+    assert_eq!(t.timing.keepalive_count, 100);
+    assert_eq!(t.timing.connect_timeout, secs(90));
+    assert_eq!(
+        t.timing.backoff,
+        BackoffConfig {
+            initial: secs(2),
+            max: secs(3600),
+            multiplier: 1.0,
+            jitter: 0.0
+        }
+    );
+    assert_eq!(t.host_key_policy, HostKeyPolicy::AcceptNew);
+    assert_eq!(t.known_hosts, PathBuf::from("/keys/known_hosts"));
+    assert_eq!(
+        t.agent,
+        AgentSource::Path(PathBuf::from("/home/me/agent.sock"))
+    );
+}
+
+#[test]
+fn every_defaults_key_applies_to_tunnels() {
+    let cfg = ok(&format!(
+        r#"[defaults]
+user = "dee"
+port = 2200
+identity_files = ["/k/one"]
+keepalive_interval = "5s"
+keepalive_count = 1
+connect_timeout = "3s"
+backoff = {{ initial = "500ms", max = "10s", multiplier = 3, jitter = 0.5 }}
+host_key_policy = "accept-new"
+known_hosts = "/etc/kh"
+agent_socket = ""
+shutdown_grace = "0s"
+
+[tunnels.t]
+{MIN}"#
+    ));
+    assert_eq!(cfg.shutdown_grace, Duration::ZERO);
+    let t = tunnel(&cfg, "t");
+    assert_eq!((t.user.as_str(), t.port), ("dee", 2200));
+    assert_eq!(
+        t.identities,
+        Identities::Configured(vec![PathBuf::from("/k/one")])
+    );
+    assert_eq!(
+        t.timing,
+        Timing {
+            keepalive_interval: secs(5),
+            keepalive_count: 1,
+            connect_timeout: secs(3),
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(500),
+                max: secs(10),
+                multiplier: 3.0,
+                jitter: 0.5
+            },
+        }
+    );
+    assert_eq!(t.host_key_policy, HostKeyPolicy::AcceptNew);
+    assert_eq!(t.known_hosts, PathBuf::from("/etc/kh"));
+    assert_eq!(t.agent, AgentSource::Disabled);
+}
+
+#[test]
+fn tunnel_keys_override_defaults() {
+    let cfg = ok(&format!(
+        r#"[defaults]
+user = "dee"
+port = 2200
+identity_files = ["/k/one"]
+keepalive_interval = "5s"
+host_key_policy = "accept-new"
+agent_socket = "/run/a"
+
+[tunnels.a]
+{MIN}
+[tunnels.b]
+host = "h"
+remote = ["1:x:2"]
+user = "bee"
+port = 22
+identity_files = []
+keepalive_interval = "7s"
+host_key_policy = "strict"
+agent_socket = "$SSH_AUTH_SOCK"
+"#
+    ));
+    let (a, b) = (tunnel(&cfg, "a"), tunnel(&cfg, "b"));
+    assert_eq!(
+        (a.user.as_str(), a.port, b.user.as_str(), b.port),
+        ("dee", 2200, "bee", 22)
+    );
+    assert_eq!(
+        a.identities,
+        Identities::Configured(vec![PathBuf::from("/k/one")])
+    );
+    assert_eq!(b.identities, Identities::Configured(vec![]));
+    assert_eq!(
+        (a.timing.keepalive_interval, b.timing.keepalive_interval),
+        (secs(5), secs(7))
+    );
+    assert_eq!(
+        (a.host_key_policy, b.host_key_policy),
+        (HostKeyPolicy::AcceptNew, HostKeyPolicy::Strict)
+    );
+    assert_eq!(
+        (a.agent.clone(), b.agent.clone()),
+        (AgentSource::Path("/run/a".into()), AgentSource::Env)
+    );
+}
+
+#[test]
+fn backoff_merges_field_by_field() {
+    let cfg = ok(&format!(
+        "[defaults.backoff]\ninitial = \"3s\"\njitter = 0.1\n\n\
+         [tunnels.a]\n{MIN}\n\
+         [tunnels.b]\nhost = \"h\"\nremote = [\"1:x:2\"]\nbackoff = {{ max = \"9s\", multiplier = 1.5 }}\n"
+    ));
+    let a = tunnel(&cfg, "a").timing.backoff;
+    let b = tunnel(&cfg, "b").timing.backoff;
+    assert_eq!(
+        a,
+        BackoffConfig {
+            initial: secs(3),
+            max: secs(60),
+            multiplier: 2.0,
+            jitter: 0.1
+        }
+    );
+    assert_eq!(
+        b,
+        BackoffConfig {
+            initial: secs(3),
+            max: secs(9),
+            multiplier: 1.5,
+            jitter: 0.1
+        }
+    );
+}
+
+#[test]
+fn agent_socket_forms() {
+    let cases = [
+        ("$SSH_AUTH_SOCK", AgentSource::Env),
+        ("${SSH_AUTH_SOCK}", AgentSource::Env),
+        ("", AgentSource::Disabled),
+        (
+            "/run/user/1/agent",
+            AgentSource::Path("/run/user/1/agent".into()),
+        ),
+        ("$KEYS/agent", AgentSource::Path("/keys/agent".into())),
+        ("~/.agent", AgentSource::Path("/home/me/.agent".into())),
+    ];
+    for (value, want) in cases {
+        let t = only(&format!("[tunnels.t]\n{MIN}agent_socket = {value:?}\n"));
+        assert_eq!(t.agent, want, "{value}");
+    }
+}
+
+#[test]
+fn durations_in_every_form() {
+    let cases = [
+        ("250ms", 250),
+        ("15s", 15_000),
+        ("2m", 120_000),
+        ("1h", 3_600_000),
+        ("1m30s", 90_000),
+    ];
+    for (text, ms) in cases {
+        let t = only(&format!("[tunnels.t]\n{MIN}connect_timeout = {text:?}\n"));
+        assert_eq!(
+            t.timing.connect_timeout,
+            Duration::from_millis(ms),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn shutdown_grace_default_and_set() {
+    assert_eq!(ok("").shutdown_grace, secs(5));
+    assert_eq!(
+        ok("[defaults]\nshutdown_grace = \"30s\"\n").shutdown_grace,
+        secs(30)
+    );
+}
+
+#[test]
+fn tunnels_are_keyed_by_name_and_may_be_inline() {
+    let cfg = ok(
+        "[tunnels]\nb = { host = \"h\", local = [\"1:x:2\"] }\na = { host = \"h\", local = [\"3:x:4\"] }\n",
+    );
+    let names: Vec<_> = cfg.tunnels.keys().map(TunnelName::as_str).collect();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[test]
+fn no_user_anywhere_is_an_error() {
+    let text = format!("[tunnels.t]\n{MIN}");
+    let homeless = Env::default();
+    let e = parse(&text, Path::new(FILE), &homeless).unwrap_err();
+    assert_eq!((e.line, e.column), (1, 1));
+    assert!(e.message.contains("no `user` set"), "{e}");
+    // With a user but no home: default identities are skipped, default known_hosts is an error.
+    let e = parse(
+        &text,
+        Path::new(FILE),
+        &Env {
+            user: "u".into(),
+            ..Env::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.message.contains("home directory is unknown"), "{e}");
+}

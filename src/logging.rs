@@ -1,0 +1,51 @@
+//! Log output: journald with structured fields when stderr is the journal (running under
+//! systemd), human-readable stderr otherwise. `PAIRTUN_LOG` (else `RUST_LOG`) filters.
+
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{EnvFilter, fmt};
+
+/// russh logs every packet at debug: keep it at warn unless asked for by name.
+const DEFAULT_FILTER: &str = "info,russh=warn";
+
+/// Installs the global subscriber. Call once, early in `main`.
+pub fn init() {
+    let filter = ["PAIRTUN_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
+    let journald = if stderr_is_journal() {
+        tracing_journald::layer().ok().map(|l| {
+            l.with_syslog_identifier("pairtund".into())
+                .with_field_prefix(None)
+        })
+    } else {
+        None
+    };
+    let stderr = journald.is_none().then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(journald)
+        .with(stderr)
+        .init();
+}
+
+/// systemd sets `JOURNAL_STREAM=dev:ino` for a service's stderr; the variable is inherited by
+/// children whose stderr goes elsewhere, so compare it with fd 2 itself.
+pub fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    std::fs::metadata("/dev/stderr").is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}

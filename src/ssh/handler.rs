@@ -1,0 +1,217 @@
+//! The russh client handler: verifies the relay's host key, routes `forwarded-*` channels to
+//! their local targets, and signals the end of the session by being dropped.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::client::{self, ChannelOpenHandle, DisconnectReason, Msg, Session};
+use russh::keys::PublicKeyOrCertificate;
+use russh::{Channel, ChannelOpenFailure};
+use tokio_util::sync::DropGuard;
+
+use super::classify;
+use super::known_hosts::{self, Verdict};
+use super::session::{RouteKey, SessionShared};
+use crate::config::HostKeyPolicy;
+use crate::error::{ErrorClass, TunnelError};
+use crate::net;
+use crate::tunnel::pump::{ConnectionGuard, pump};
+
+/// How long connecting to a `-R` forward's local target may take before the relay is told
+/// the connection failed.
+const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The relay whose host key is being checked, and how.
+#[derive(Debug, Clone)]
+pub struct HostKeyCheck {
+    /// Host as configured (the known_hosts lookup name).
+    pub host: String,
+    /// SSH port.
+    pub port: u16,
+    /// known_hosts file.
+    pub known_hosts: PathBuf,
+    /// strict or accept-new.
+    pub policy: HostKeyPolicy,
+}
+
+/// One session's handler. russh owns it inside the session task; when that task ends — however
+/// it ends — the handler is dropped and `ended` fires. That is the only end-of-session signal
+/// that cannot be skipped (russh's `disconnected` callback can be, see deps.md §2.7).
+pub struct ClientHandler {
+    check: HostKeyCheck,
+    shared: Arc<SessionShared>,
+    _ended: DropGuard,
+}
+
+impl ClientHandler {
+    /// A handler for one session attempt.
+    pub fn new(check: HostKeyCheck, shared: Arc<SessionShared>) -> Self {
+        let ended = shared.ended.clone().drop_guard();
+        ClientHandler {
+            check,
+            shared,
+            _ended: ended,
+        }
+    }
+
+    fn verify(&self, key: &russh::keys::PublicKey) -> Result<(), TunnelError> {
+        let HostKeyCheck {
+            host,
+            port,
+            known_hosts: path,
+            policy,
+        } = &self.check;
+        let shown = path.display();
+        let name = if *port == 22 {
+            host.clone()
+        } else {
+            format!("[{host}]:{port}")
+        };
+        let fingerprint = key.fingerprint(Default::default());
+        let error = |message: String| Err(TunnelError::new(ErrorClass::HostKey, message));
+        match known_hosts::check(path, host, *port, key) {
+            Ok(Verdict::Known) => Ok(()),
+            Ok(Verdict::Unknown) if *policy == HostKeyPolicy::AcceptNew => {
+                known_hosts::learn(path, host, *port, key).map_err(|e| {
+                    TunnelError::new(
+                        ErrorClass::HostKey,
+                        format!("cannot record host key for {name} in {shown}: {e}"),
+                    )
+                })?;
+                tracing::info!(%name, %fingerprint, known_hosts = %shown, "learned new host key (accept-new)");
+                Ok(())
+            }
+            Ok(Verdict::Unknown) => error(format!(
+                "host key for {name} ({fingerprint}) is not in {shown}; verify it, then add it \
+                 (ssh-keyscan -p {port} {host} >> {shown}) or set host_key_policy = \"accept-new\""
+            )),
+            Ok(Verdict::Changed { path, line }) => error(format!(
+                "HOST KEY CHANGED for {name}: relay offered {fingerprint}, {}:{line} has another key; \
+                 possible man-in-the-middle — if the change is expected, remove that line",
+                path.display()
+            )),
+            Ok(Verdict::Revoked { path, line }) => error(format!(
+                "host key {fingerprint} for {name} is revoked ({}:{line})",
+                path.display()
+            )),
+            Err(e) => error(format!("cannot read known_hosts {shown}: {e}")),
+        }
+    }
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let verdict = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.verify(key),
+            PublicKeyOrCertificate::Certificate(_) => Err(TunnelError::new(
+                ErrorClass::HostKey,
+                "relay offered a host certificate; host certificates are not supported",
+            )),
+        };
+        match verdict {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                SessionShared::note(&self.shared.host_key_error, e);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::debug!(
+            relay_listener = %format!("{connected_address}:{connected_port}"),
+            originator = %format!("{originator_address}:{originator_port}"),
+            "forwarded connection"
+        );
+        self.accept_forwarded(RouteKey::Port(connected_port), channel, reply);
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        channel: Channel<Msg>,
+        socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.accept_forwarded(RouteKey::Path(socket_path.to_owned()), channel, reply);
+        Ok(())
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let error = match &reason {
+            DisconnectReason::ReceivedDisconnect(info) => TunnelError::new(
+                ErrorClass::Network,
+                format!("relay closed the session: {}", info.message),
+            ),
+            DisconnectReason::Error(e) => classify::session_error(e),
+        };
+        SessionShared::note(&self.shared.end_reason, error);
+        match reason {
+            DisconnectReason::ReceivedDisconnect(_) => Ok(()),
+            DisconnectReason::Error(e) => Err(e),
+        }
+    }
+}
+
+impl ClientHandler {
+    /// Connects the local target first and only then accepts the channel (as OpenSSH does), in a
+    /// task of this session: handler methods run on the session loop and must not wait.
+    fn accept_forwarded(&self, key: RouteKey, channel: Channel<Msg>, reply: ChannelOpenHandle) {
+        let Some(route) = self.shared.route(&key) else {
+            tracing::warn!(
+                ?key,
+                "relay forwarded a connection for a listener we did not ask for"
+            );
+            self.shared
+                .tasks
+                .spawn(reply.reject(ChannelOpenFailure::AdministrativelyProhibited));
+            return;
+        };
+        let shared = self.shared.clone();
+        self.shared.tasks.spawn(async move {
+            let connect = tokio::time::timeout(TARGET_CONNECT_TIMEOUT, net::connect_target(&route.target));
+            let local = match connect.await {
+                Ok(Ok(local)) => local,
+                Ok(Err(e)) => {
+                    tracing::warn!(forward = %route.spec, target = ?route.target, error = %e, "cannot reach target");
+                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(forward = %route.spec, target = ?route.target, "target did not answer in time");
+                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                    return;
+                }
+            };
+            reply.accept().await;
+            let _live = ConnectionGuard::new(shared.counters.clone());
+            tokio::select! {
+                _ = shared.ended.cancelled() => {}
+                r = pump(local, channel.into_stream(), &shared.counters) => {
+                    if let Err(e) = r {
+                        tracing::debug!(forward = %route.spec, error = %e, "forwarded connection ended");
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,234 @@
+//! `-L` forwards. The listener is bound for as long as the tunnel is enabled — across
+//! reconnects — so a connection that arrives while the session is down waits (bounded) for the
+//! next session instead of being refused.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::client::Msg;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Live;
+use super::pump::{ConnectionGuard, Counters, pump};
+use super::state::{ForwardState, Reporter};
+use crate::config::{LocalForward, LocalListen, Target};
+use crate::net::LocalStream;
+
+/// How long one connection waits for a session when the tunnel is between sessions.
+const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the relay may take to confirm a channel (it connects to the target first, and an
+/// unreachable target can otherwise block for minutes: russh #329).
+const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Retry pace for a local port that is in use.
+const REBIND_DELAY: Duration = Duration::from_secs(2);
+
+/// What every listener task of a tunnel shares.
+#[derive(Clone)]
+pub struct ListenerContext {
+    /// The live session, `None` between sessions.
+    pub session: watch::Receiver<Option<Arc<Live>>>,
+    /// Where forward states go.
+    pub reporter: Reporter,
+    /// Traffic counters.
+    pub counters: Arc<Counters>,
+    /// Where connections run: apart from the listener tasks, so closing the listeners at
+    /// shutdown leaves live connections their grace period.
+    pub tasks: TaskTracker,
+    /// Ends every connection (tunnel disabled, or grace period over).
+    pub stop: CancellationToken,
+}
+
+/// Serves forward `index` until the task is aborted (which closes the listener; connections
+/// end with `ctx.stop`).
+pub async fn serve(index: usize, forward: LocalForward, ctx: ListenerContext) {
+    let listener = bind_until_ok(index, &forward, &ctx.reporter).await;
+    ctx.reporter.set_forward(index, ForwardState::Up, None);
+    let mut accept_error_logged = false;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                accept_error_logged = false;
+                let stop = ctx.stop.clone();
+                let conn = handle(index, stream, peer, forward.clone(), ctx.clone());
+                ctx.tasks.spawn(async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = conn => {}
+                    }
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning; log once per episode.
+                if !accept_error_logged {
+                    tracing::warn!(forward = %forward.spec, error = %e, "accept failed; backing off");
+                    accept_error_logged = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn bind_until_ok(index: usize, forward: &LocalForward, reporter: &Reporter) -> Listener {
+    loop {
+        match Listener::bind(&forward.listen).await {
+            Ok(listener) => return listener,
+            Err(e) => {
+                let message = format!("cannot listen on {}: {e}", describe(&forward.listen));
+                reporter.set_forward(index, ForwardState::Error, Some(message));
+                tokio::time::sleep(REBIND_DELAY).await;
+            }
+        }
+    }
+}
+
+async fn handle(
+    index: usize,
+    stream: LocalStream,
+    peer: String,
+    forward: LocalForward,
+    mut ctx: ListenerContext,
+) {
+    let waiting = ctx.session.wait_for(|s| {
+        s.as_ref()
+            .is_some_and(|live| !live.shared.ended.is_cancelled())
+    });
+    let live = match tokio::time::timeout(HOLD_TIMEOUT, waiting).await {
+        Ok(Ok(live)) => match live.clone() {
+            Some(live) => live,
+            None => return,
+        },
+        Ok(Err(_)) => return, // tunnel stopping
+        Err(_) => {
+            tracing::warn!(forward = %forward.spec, %peer, "no session within {HOLD_TIMEOUT:?}; closing connection");
+            return;
+        }
+    };
+    let channel = match tokio::time::timeout(
+        CHANNEL_OPEN_TIMEOUT,
+        open_channel(&live, &forward.target, &peer),
+    )
+    .await
+    {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(e)) => {
+            let message = format!(
+                "relay could not open {}: {e}",
+                describe_target(&forward.target)
+            );
+            tracing::warn!(forward = %forward.spec, %peer, error = %message, "forwarded connection failed");
+            ctx.reporter
+                .set_forward(index, ForwardState::Up, Some(message));
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(forward = %forward.spec, %peer, "relay did not confirm the channel in time");
+            return;
+        }
+    };
+    let _live_conn = ConnectionGuard::new(ctx.counters.clone());
+    tokio::select! {
+        _ = live.shared.ended.cancelled() => {}
+        r = pump(stream, channel.into_stream(), &ctx.counters) => {
+            if let Err(e) = r {
+                tracing::debug!(forward = %forward.spec, %peer, error = %e, "connection ended");
+            }
+        }
+    }
+}
+
+async fn open_channel(
+    live: &Live,
+    target: &Target,
+    peer: &str,
+) -> Result<russh::Channel<Msg>, russh::Error> {
+    match target {
+        Target::Tcp(hp) => {
+            let (addr, port) = peer.rsplit_once(':').unwrap_or((peer, "0"));
+            let port = port.parse().unwrap_or(0);
+            live.handle
+                .channel_open_direct_tcpip(hp.host.as_str(), u32::from(hp.port), addr, port)
+                .await
+        }
+        Target::Unix(path) => {
+            live.handle
+                .channel_open_direct_streamlocal(path.to_string_lossy())
+                .await
+        }
+    }
+}
+
+fn describe(listen: &LocalListen) -> String {
+    match listen {
+        LocalListen::Tcp { addr, port } => std::net::SocketAddr::new(*addr, *port).to_string(),
+        LocalListen::Unix(path) => path.display().to_string(),
+    }
+}
+
+fn describe_target(target: &Target) -> String {
+    match target {
+        Target::Tcp(hp) => hp.to_string(),
+        Target::Unix(path) => path.display().to_string(),
+    }
+}
+
+/// A bound local listener, TCP or Unix (a Unix socket file is removed when it closes).
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, std::path::PathBuf),
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Listener {
+    async fn bind(listen: &LocalListen) -> io::Result<Self> {
+        match listen {
+            LocalListen::Tcp { addr, port } => {
+                Ok(Listener::Tcp(TcpListener::bind((*addr, *port)).await?))
+            }
+            LocalListen::Unix(path) => {
+                remove_stale_socket(path).await?;
+                Ok(Listener::Unix(UnixListener::bind(path)?, path.clone()))
+            }
+        }
+    }
+
+    async fn accept(&self) -> io::Result<(LocalStream, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                s.set_nodelay(true)?;
+                Ok((LocalStream::Tcp(s), peer.to_string()))
+            }
+            Listener::Unix(l, _) => {
+                let (s, _) = l.accept().await?;
+                Ok((LocalStream::Unix(s), "unix".to_owned()))
+            }
+        }
+    }
+}
+
+/// A socket file nobody listens on (left by a crash) is removed; a live one is left alone and
+/// the bind fails with "address in use".
+async fn remove_stale_socket(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if tokio::net::UnixStream::connect(path).await.is_err() {
+                tokio::fs::remove_file(path).await?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,127 @@
+//! One supervised tunnel: a task that owns the tunnel's SSH session, listeners and state, and a
+//! handle to command it and read its status.
+
+mod local;
+pub mod pump;
+mod remote;
+pub mod state;
+mod supervisor;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::TunnelConfig;
+use crate::ssh::{Handle, SessionShared};
+use pump::Counters;
+pub use state::{ForwardKind, ForwardState, ForwardStatus, Published, TunnelState, TunnelStatus};
+
+/// An established session as the forwards see it.
+pub struct Live {
+    /// The russh handle (channel opens, forward requests).
+    pub handle: Handle,
+    /// The session's task scope and routes.
+    pub shared: Arc<SessionShared>,
+}
+
+/// What a user can ask a tunnel to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Enable and connect now (skipping any pending backoff).
+    Up,
+    /// Close the session and listeners; stay down until `Up`.
+    Down,
+    /// Drop the session and reconnect now.
+    Restart,
+}
+
+/// The handle to a running tunnel task.
+pub struct TunnelHandle {
+    config: Arc<TunnelConfig>,
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<Published>,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl TunnelHandle {
+    /// Starts the tunnel's task; it connects at once if `autostart` is set. `grace` bounds how
+    /// long live connections may continue once the tunnel is told to stop.
+    pub fn spawn(config: TunnelConfig, grace: Duration) -> Self {
+        let config = Arc::new(config);
+        let (commands, rx) = mpsc::channel(16);
+        let counters = Arc::new(Counters::default());
+        let cancel = CancellationToken::new();
+        let sup = supervisor::Supervisor::new(
+            config.clone(),
+            rx,
+            counters.clone(),
+            cancel.clone(),
+            grace,
+        );
+        let status = sup.subscribe();
+        let task = tokio::spawn(sup.run());
+        TunnelHandle {
+            config,
+            commands,
+            status,
+            counters,
+            cancel,
+            task,
+        }
+    }
+
+    /// The configuration the tunnel runs with.
+    pub fn config(&self) -> &TunnelConfig {
+        &self.config
+    }
+
+    /// Sends a command; `false` if the tunnel task has ended.
+    pub async fn command(&self, command: Command) -> bool {
+        self.commands.send(command).await.is_ok()
+    }
+
+    /// A receiver that sees every published state change.
+    pub fn watch(&self) -> watch::Receiver<Published> {
+        self.status.clone()
+    }
+
+    /// A status snapshot with live counters.
+    pub fn status(&self) -> TunnelStatus {
+        let p = self.status.borrow().clone();
+        let backing_off = matches!(
+            p.state,
+            TunnelState::Backoff | TunnelState::Failed | TunnelState::Connecting
+        );
+        TunnelStatus {
+            name: self.config.name.to_string(),
+            state: p.state,
+            since: humantime::format_rfc3339_millis(p.since).to_string(),
+            session: p.session,
+            forwards: p.forwards,
+            connections: self.counters.connections.load(Ordering::Relaxed),
+            bytes_in: self.counters.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.counters.bytes_out.load(Ordering::Relaxed),
+            rtt_ms: None,
+            attempt: backing_off.then_some(p.attempt).filter(|a| *a > 0),
+            retry_in_ms: p
+                .retry_at
+                .map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64),
+            last_error: p.last_error,
+        }
+    }
+
+    /// Stops the tunnel: listeners close, live connections get up to the grace period, the
+    /// session is disconnected politely. Returns when the task has ended.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        if let Err(e) = self.task.await {
+            tracing::error!(tunnel = %self.config.name, error = %e, "tunnel task failed");
+        }
+    }
+}

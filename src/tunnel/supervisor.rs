@@ -1,0 +1,331 @@
+//! The per-tunnel supervisor: an infallible `run` loop around a fallible connect-and-serve,
+//! with error classes deciding the policy (SPEC §4 "Errors drive policy").
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::local::{self, ListenerContext};
+use super::pump::Counters;
+use super::state::{ForwardKind, ForwardState, ForwardStatus, Published, Reporter, TunnelState};
+use super::{Command, Live, remote};
+use crate::backoff::Backoff;
+use crate::config::TunnelConfig;
+use crate::error::{ErrorClass, TunnelError};
+use crate::ssh::{self, SessionShared};
+
+/// A session that stayed up this long was healthy: its loss restarts the backoff from the
+/// first step and the first reconnect is immediate.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// Why the enabled phase ended.
+enum Exit {
+    /// `down`: stay stopped until `up`.
+    Disabled,
+    /// The daemon is stopping this tunnel.
+    Shutdown,
+}
+
+/// How a served session ended.
+enum Served {
+    Lost(TunnelError, Duration),
+    Command(Command),
+    Shutdown,
+}
+
+/// The local listeners of an enabled tunnel and the connections they accepted.
+struct Listeners {
+    set: JoinSet<()>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Listeners {
+    /// Stops accepting; accepted connections continue.
+    fn close(&mut self) {
+        self.set.abort_all();
+    }
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub struct Supervisor {
+    config: Arc<TunnelConfig>,
+    commands: mpsc::Receiver<Command>,
+    reporter: Reporter,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+    grace: Duration,
+    backoff: Backoff,
+    session_tx: watch::Sender<Option<Arc<Live>>>,
+    listeners: Option<Listeners>,
+}
+
+impl Supervisor {
+    pub fn new(
+        config: Arc<TunnelConfig>,
+        commands: mpsc::Receiver<Command>,
+        counters: Arc<Counters>,
+        cancel: CancellationToken,
+        grace: Duration,
+    ) -> Self {
+        let forwards = forward_statuses(&config);
+        Supervisor {
+            reporter: Reporter::new(config.name.as_str(), forwards),
+            backoff: Backoff::new(config.timing.backoff),
+            session_tx: watch::Sender::new(None),
+            listeners: None,
+            config,
+            commands,
+            counters,
+            cancel,
+            grace,
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Published> {
+        self.reporter.subscribe()
+    }
+
+    /// Runs until the tunnel is shut down; never fails.
+    pub async fn run(mut self) {
+        let mut enabled = self.config.autostart;
+        loop {
+            if !enabled {
+                self.reporter.set_state(TunnelState::Stopped, 0, None, None);
+                match self.next_command().await {
+                    None => return,
+                    Some(Command::Up | Command::Restart) => enabled = true,
+                    Some(Command::Down) => {}
+                }
+                continue;
+            }
+            match self.run_enabled().await {
+                Exit::Disabled => enabled = false,
+                Exit::Shutdown => return,
+            }
+        }
+    }
+
+    async fn next_command(&mut self) -> Option<Command> {
+        tokio::select! {
+            _ = self.cancel.cancelled() => None,
+            c = self.commands.recv() => c,
+        }
+    }
+
+    /// Enabled: listeners bound, sessions attempted until disabled or shut down.
+    async fn run_enabled(&mut self) -> Exit {
+        self.backoff.reset();
+        self.reporter
+            .set_forwards(ForwardKind::Local, ForwardState::Pending);
+        self.listeners = Some(self.start_listeners());
+        let exit = self.connect_loop().await;
+        // Closes the listeners and ends their connections.
+        self.listeners = None;
+        exit
+    }
+
+    fn start_listeners(&self) -> Listeners {
+        let mut listeners = Listeners {
+            set: JoinSet::new(),
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
+        };
+        let ctx = ListenerContext {
+            session: self.session_tx.subscribe(),
+            reporter: self.reporter.clone(),
+            counters: self.counters.clone(),
+            tasks: listeners.tasks.clone(),
+            stop: listeners.stop.clone(),
+        };
+        for (index, forward) in self.config.local.iter().enumerate() {
+            listeners
+                .set
+                .spawn(local::serve(index, forward.clone(), ctx.clone()));
+        }
+        listeners
+    }
+
+    /// Sessions attempted, served and retried until disabled or shut down.
+    async fn connect_loop(&mut self) -> Exit {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.reporter
+                .set_state(TunnelState::Connecting, attempt, None, None);
+            let shared = SessionShared::new(self.counters.clone());
+            let deadline = Instant::now() + self.config.timing.connect_timeout;
+            let connected = tokio::select! {
+                _ = self.cancel.cancelled() => return Exit::Shutdown,
+                c = self.commands.recv() => match c {
+                    None => return Exit::Shutdown,
+                    Some(Command::Down) => return Exit::Disabled,
+                    Some(Command::Up | Command::Restart) => { self.backoff.reset(); attempt = 0; continue; }
+                },
+                r = ssh::connect(&self.config, shared.clone(), deadline) => r,
+            };
+            let (error, immediate) = match connected {
+                Err(e) => (e, false),
+                Ok(handle) => match self.serve(Live { handle, shared }, deadline).await {
+                    Served::Shutdown => return Exit::Shutdown,
+                    Served::Command(Command::Down) => return Exit::Disabled,
+                    Served::Command(_) => {
+                        self.backoff.reset();
+                        attempt = 0;
+                        continue;
+                    }
+                    Served::Lost(e, lasted) => {
+                        attempt = 0;
+                        let healthy = lasted >= HEALTHY_AFTER;
+                        if healthy {
+                            self.backoff.reset();
+                        }
+                        (e, healthy)
+                    }
+                },
+            };
+            let Some(delay) = self.policy(&error, attempt.max(1), immediate) else {
+                // Never retried on its own (host key): wait for the user.
+                match self.next_command().await {
+                    None => return Exit::Shutdown,
+                    Some(Command::Down) => return Exit::Disabled,
+                    Some(_) => {
+                        self.backoff.reset();
+                        attempt = 0;
+                        continue;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Exit::Shutdown,
+                _ = tokio::time::sleep(delay) => {}
+                c = self.commands.recv() => match c {
+                    None => return Exit::Shutdown,
+                    Some(Command::Down) => return Exit::Disabled,
+                    Some(_) => { self.backoff.reset(); attempt = 0; }
+                },
+            }
+        }
+    }
+
+    /// Publishes the failure and returns the delay before the next attempt (`None`: wait for
+    /// the user).
+    fn policy(&mut self, error: &TunnelError, attempt: u32, immediate: bool) -> Option<Duration> {
+        let (state, delay) = match error.class {
+            ErrorClass::HostKey => (TunnelState::Failed, None),
+            // Retrying a rejected key quickly only fills the relay's auth log (and trips fail2ban).
+            ErrorClass::Auth | ErrorClass::Config => {
+                (TunnelState::Failed, Some(self.backoff.max()))
+            }
+            _ if immediate => (TunnelState::Backoff, Some(Duration::ZERO)),
+            _ => (TunnelState::Backoff, Some(self.backoff.next_delay())),
+        };
+        let retry_at = delay.map(|d| (Instant::now() + d).into_std());
+        self.reporter
+            .set_state(state, attempt, retry_at, Some(error.clone()));
+        delay
+    }
+
+    /// Sets up the remote forwards, publishes `up`/`degraded`, and waits for the session to end
+    /// or a command.
+    async fn serve(&mut self, live: Live, deadline: Instant) -> Served {
+        let live = Arc::new(live);
+        self.reporter
+            .set_forwards(ForwardKind::Remote, ForwardState::Pending);
+        let offset = self.config.local.len();
+        for (i, forward) in self.config.remote.iter().enumerate() {
+            let timeout = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1));
+            match remote::request(&live, forward, timeout).await {
+                Ok(()) => self
+                    .reporter
+                    .set_forward(offset + i, ForwardState::Up, None),
+                Err(message) => {
+                    self.reporter
+                        .set_forward(offset + i, ForwardState::Error, Some(message));
+                    live.shared.tasks.spawn(remote::retry(
+                        live.clone(),
+                        offset + i,
+                        forward.clone(),
+                        self.reporter.clone(),
+                        self.config.timing.backoff,
+                        self.config.timing.connect_timeout,
+                    ));
+                }
+            }
+        }
+        let started = Instant::now();
+        self.reporter.session_established();
+        self.reporter.set_state(TunnelState::Up, 0, None, None);
+        self.session_tx.send_replace(Some(live.clone()));
+        let served = tokio::select! {
+            _ = live.shared.ended.cancelled() => {
+                let error = SessionShared::take(&live.shared.end_reason).unwrap_or_else(|| {
+                    TunnelError::new(ErrorClass::Network, "session to relay closed")
+                });
+                Served::Lost(error, started.elapsed())
+            }
+            _ = self.cancel.cancelled() => Served::Shutdown,
+            c = self.commands.recv() => c.map_or(Served::Shutdown, Served::Command),
+        };
+        self.session_tx.send_replace(None);
+        if matches!(served, Served::Shutdown | Served::Command(Command::Down)) {
+            self.drain().await;
+        }
+        ssh::disconnect(&live.handle, "pairtund: tunnel stopped").await;
+        live.shared.ended.cancel();
+        live.shared.tasks.close();
+        self.reporter
+            .set_forwards(ForwardKind::Remote, ForwardState::Pending);
+        served
+    }
+
+    /// Stops accepting and lets live connections finish, for at most the grace period.
+    async fn drain(&mut self) {
+        if let Some(listeners) = self.listeners.as_mut() {
+            listeners.close();
+        }
+        if self.counters.connections.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        tracing::info!(tunnel = %self.config.name, grace = ?self.grace, "waiting for live connections");
+        if tokio::time::timeout(self.grace, self.counters.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(tunnel = %self.config.name, "grace period over; closing live connections");
+        }
+    }
+}
+
+fn forward_statuses(config: &TunnelConfig) -> Vec<ForwardStatus> {
+    let local = config
+        .local
+        .iter()
+        .map(|f| (ForwardKind::Local, f.spec.clone()));
+    let remote = config
+        .remote
+        .iter()
+        .map(|f| (ForwardKind::Remote, f.spec.clone()));
+    local
+        .chain(remote)
+        .map(|(kind, spec)| ForwardStatus {
+            kind,
+            spec,
+            state: ForwardState::Pending,
+            error: None,
+        })
+        .collect()
+}
