@@ -58,7 +58,8 @@ pub async fn dial_relay(
     for addr in &addrs {
         match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
             Err(_) => return Err(timeout("TCP connect", host, port)),
-            Ok(Err(e)) => last = Some(format!("{addr}: {e}")),
+            Ok(Err(e)) if addrs.len() > 1 => last = Some(format!("{addr}: {e}")),
+            Ok(Err(e)) => last = Some(e.to_string()),
             Ok(Ok(tcp)) => {
                 tune(&tcp, timing).map_err(|e| {
                     TunnelError::new(

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc};
 
 /// Per-tunnel traffic counters, shared by every connection of the tunnel.
 #[derive(Debug, Default)]
@@ -54,8 +57,26 @@ impl Drop for ConnectionGuard {
 /// 64 KiB: twice russh's default packet size, so one read fills two SSH packets.
 const BUF: usize = 64 * 1024;
 
+/// Bytes a connection may hold for its local peer. russh's session loop blocks on a full
+/// per-channel queue (and then serves no other channel, no window adjust, no keepalive:
+/// deps.md §2.8), and it re-opens the relay's window on receipt rather than on consumption, so
+/// nothing upstream slows the relay down. The channel side is therefore always drained into
+/// this buffer: a target that reads only while it can write back (an echo, sshd under bulk
+/// load) would otherwise deadlock the session against itself. Measured: a 64 MiB echo through
+/// `-R` ran up to ~19 MiB ahead in bursts.
+const HOLD_CAP: usize = 64 * 1024 * 1024;
+
+/// How long a full buffer may wait for room before the connection is cut: while it waits, the
+/// whole session waits.
+const FULL_WAIT: Duration = Duration::from_millis(250);
+
+/// How long one write to the local peer may make no progress before the connection is cut as
+/// stalled (it costs only memory meanwhile, up to [`HOLD_CAP`]).
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Copies `local ↔ channel` until both directions have ended; EOF on one side is passed on as a
-/// half-close. Returns when both directions finished or one failed.
+/// half-close. Returns when both directions finished or one failed (a stalled local peer is a
+/// `TimedOut` failure).
 pub async fn pump<L, C>(local: L, channel: C, counters: &Counters) -> std::io::Result<()>
 where
     L: AsyncRead + AsyncWrite + Unpin,
@@ -64,7 +85,7 @@ where
     let (mut local_rd, mut local_wr) = tokio::io::split(local);
     let (mut chan_rd, mut chan_wr) = tokio::io::split(channel);
     let out = copy_counted(&mut local_rd, &mut chan_wr, &counters.bytes_out);
-    let inn = copy_counted(&mut chan_rd, &mut local_wr, &counters.bytes_in);
+    let inn = copy_buffered(&mut chan_rd, &mut local_wr, &counters.bytes_in);
     tokio::try_join!(out, inn).map(|_| ())
 }
 
@@ -82,5 +103,106 @@ where
         }
         wr.write_all(&buf[..n]).await?;
         counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Like [`copy_counted`], but reading runs ahead of writing by up to [`HOLD_CAP`] bytes.
+async fn copy_buffered<R, W>(rd: &mut R, wr: &mut W, counter: &AtomicU64) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let budget = Semaphore::new(HOLD_CAP);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let reader = async {
+        let tx = tx; // dropped at EOF, which ends the writer
+        loop {
+            let mut buf = vec![0u8; BUF];
+            let n = rd.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.truncate(n);
+            let held = tokio::time::timeout(FULL_WAIT, budget.acquire_many(n as u32));
+            match held.await {
+                Ok(Ok(permit)) => permit.forget(),
+                _ => return Err(stalled("local peer is 64 MiB behind")),
+            }
+            if tx.send(buf).is_err() {
+                return Ok(()); // writer failed; its error is reported
+            }
+        }
+    };
+    let writer = async {
+        while let Some(chunk) = rx.recv().await {
+            match tokio::time::timeout(STALL_TIMEOUT, wr.write_all(&chunk)).await {
+                Ok(written) => written?,
+                Err(_) => return Err(stalled("local peer stopped reading")),
+            }
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            budget.add_permits(chunk.len());
+        }
+        wr.shutdown().await
+    };
+    tokio::try_join!(reader, writer).map(|_| ())
+}
+
+fn stalled(why: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{why}; connection cut so the session's other connections keep moving"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_local_peer_that_stops_reading_is_cut() {
+        let counters = Counters::default();
+        // `_peer` never reads: the local side's 64 KiB pipe fills and stays full.
+        let (local, _peer) = tokio::io::duplex(64 * 1024);
+        let (channel, mut relay) = tokio::io::duplex(1024 * 1024);
+        let flood = async move {
+            let chunk = vec![7u8; 64 * 1024];
+            for _ in 0..64 {
+                if relay.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            relay // keep the relay side open
+        };
+        let (result, _relay) = tokio::join!(pump(local, channel, &counters), flood);
+        let error = result.expect_err("a stalled peer must be cut");
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert!(counters.bytes_in.load(Ordering::Relaxed) <= 64 * 1024 * 2);
+    }
+
+    #[tokio::test]
+    async fn bytes_pass_both_ways_and_half_close_propagates() {
+        let counters = Counters::default();
+        let (local, mut app) = tokio::io::duplex(4096);
+        let (channel, mut relay) = tokio::io::duplex(4096);
+        let pumping = pump(local, channel, &counters);
+        let talk = async {
+            app.write_all(b"to relay").await.unwrap();
+            app.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            relay.read_to_end(&mut got).await.unwrap();
+            relay.write_all(b"to app").await.unwrap();
+            relay.shutdown().await.unwrap();
+            let mut back = Vec::new();
+            app.read_to_end(&mut back).await.unwrap();
+            (got, back)
+        };
+        let (pumped, (got, back)) = tokio::join!(pumping, talk);
+        pumped.unwrap();
+        assert_eq!(
+            (got.as_slice(), back.as_slice()),
+            (&b"to relay"[..], &b"to app"[..])
+        );
+        assert_eq!(counters.bytes_out.load(Ordering::Relaxed), 8);
+        assert_eq!(counters.bytes_in.load(Ordering::Relaxed), 6);
     }
 }

@@ -25,6 +25,17 @@ pub enum TunnelState {
     Failed,
 }
 
+impl ForwardState {
+    /// The spelling used in logs and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForwardState::Pending => "pending",
+            ForwardState::Up => "up",
+            ForwardState::Error => "error",
+        }
+    }
+}
+
 impl TunnelState {
     /// The spelling used in logs and status.
     pub fn as_str(self) -> &'static str {
@@ -191,7 +202,7 @@ impl Reporter {
                 return false;
             }
             if f.state != state {
-                tracing::info!(tunnel = %self.name, forward = %f.spec, state = ?state, error = error.as_deref().unwrap_or(""), "forward state");
+                tracing::info!(tunnel = %self.name, forward = %f.spec, state = state.as_str(), error = error.as_deref().unwrap_or(""), "forward state");
             }
             f.state = state;
             f.error = error;

@@ -1,0 +1,125 @@
+//! The real `pairtund` binary: what only it can show — exit codes, signals, config errors on
+//! stderr.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::{Relay, local_spec, write_config};
+use crate::support::echo::{EchoServer, roundtrip};
+use crate::support::sshd::free_port;
+use crate::support::wait;
+
+/// A `pairtund` child whose stderr is collected; killed on drop if still running.
+struct Pairtund {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Pairtund {
+    fn start(config: &std::path::Path) -> Pairtund {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pairtund"))
+            .arg("--config")
+            .arg(config)
+            .env("PAIRTUN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pairtund");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Pairtund { child, stderr }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("kill");
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        wait::until_some("pairtund to exit", within, || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+}
+
+impl Drop for Pairtund {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_exit_0() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let echo = EchoServer::start();
+    let port = free_port();
+    let config = write_config(
+        relay.dir.path(),
+        &relay.tunnel("t", vec![local_spec(port, echo.port())], vec![]),
+    );
+    let mut daemon = Pairtund::start(&config);
+    wait::until("tunnel up in the log", Duration::from_secs(20), || {
+        daemon.log().contains("state=\"up\"")
+    });
+    assert!(
+        daemon.log().contains("tunnel=t"),
+        "state changes carry the tunnel name:\n{}",
+        daemon.log()
+    );
+    roundtrip(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        b"x",
+        Duration::from_secs(5),
+    )
+    .expect("traffic");
+
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "listener still open after exit"
+    );
+}
+
+#[test]
+fn invalid_config_exits_1_naming_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[defaults]\nkeepalive_interval = \"15 seconds\"\n[tunnels.t]\nhost = \"h\"\nlocal = [\"1:a:2\"]\n",
+    );
+    let mut daemon = Pairtund::start(&config);
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1));
+    let expected = format!("{}:2:", config.display());
+    wait::until("error printed", Duration::from_secs(5), || {
+        daemon.log().contains(&expected)
+    });
+    assert!(
+        daemon.log().contains("keepalive_interval"),
+        "{}",
+        daemon.log()
+    );
+}

@@ -1,0 +1,8 @@
+//! pairtun's integration tests: one binary (one link step) with shared fixtures in `support`.
+
+mod auth;
+mod binary;
+mod fixtures;
+mod harness;
+mod support;
+mod tunnels;
