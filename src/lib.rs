@@ -2,9 +2,11 @@
 
 pub mod backoff;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod error;
 pub mod logging;
 pub mod net;
+pub mod protocol;
 pub mod ssh;
 pub mod tunnel;
