@@ -1,12 +1,57 @@
-//! `pairtunctl`: controls a running `pairtund` (the control socket arrives in the next
-//! milestone; until then this only says so).
+//! `pairtunctl`: controls a running `pairtund` over its Unix socket (SPEC §3). Thin by design:
+//! parse the arguments, find the socket, run the command, turn the outcome into the exit
+//! status — 0 success, 1 failed request, 2 usage (clap's own), 3 daemon not running.
+
+mod cli;
+mod commands;
+mod failure;
+#[cfg(test)]
+mod fixtures;
+mod human;
+mod out;
+mod render;
+mod streams;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
+use pairtun::config::Env;
+use pairtun::control::default_socket_path;
+
+use crate::cli::Cli;
+use crate::commands::Ctx;
+use crate::out::Out;
+
 fn main() -> ExitCode {
-    eprintln!(
-        "pairtunctl: the control socket is not implemented yet; run `pairtund --config FILE` \
-         in the foreground and stop it with Ctrl-C or SIGTERM"
-    );
-    ExitCode::from(3)
+    // Exits 2 on a usage error, 0 for --help/--version.
+    let cli = Cli::parse();
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| default_socket_path(&Env::from_process()));
+    let ctx = Ctx {
+        socket,
+        out: Out::detect(cli.json),
+    };
+    // One thread is plenty for one connection; it also keeps start-up cheap for scripts.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("pairtunctl: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(&ctx, cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if let Some(message) = failure.message() {
+                eprintln!("pairtunctl: {message}");
+            }
+            ExitCode::from(failure.exit_code())
+        }
+    }
 }

@@ -1,16 +1,21 @@
 //! `pairtund`: holds the configured SSH tunnels open, in the foreground (service managers
-//! expect that). Thin by design: arguments, logging, signals; the work is in the library.
+//! expect that). Thin by design: arguments, logging, signals, the control socket; the work is
+//! in the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use futures_util::StreamExt;
+use sd_notify::NotifyState;
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_tokio::Signals;
+use tokio_util::sync::CancellationToken;
 
 use pairtun::config::{self, Env};
-use pairtun::daemon::Daemon;
+use pairtun::control::{server, socket};
+use pairtun::daemon::{ControlHandler, Daemon};
 
 /// Keep SSH port forwards for pair programming up all day.
 #[derive(Debug, Parser)]
@@ -19,6 +24,9 @@ struct Args {
     /// Configuration file [default: $XDG_CONFIG_HOME/pairtun/config.toml]
     #[arg(long, env = "PAIRTUN_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
+    #[arg(long, env = "PAIRTUN_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -33,7 +41,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "pairtund starting");
+    let socket_path = args
+        .socket
+        .unwrap_or_else(|| socket::default_socket_path(&env));
+    tracing::info!(config = %path.display(), socket = %socket_path.display(), version = env!("CARGO_PKG_VERSION"), "pairtund starting");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,10 +55,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config))
+    runtime.block_on(run(config, env, socket_path))
 }
 
-async fn run(config: config::Config) -> ExitCode {
+async fn run(config: config::Config, env: Env, socket_path: PathBuf) -> ExitCode {
     let mut signals = match Signals::new([SIGHUP, SIGTERM, SIGINT]) {
         Ok(s) => s,
         Err(e) => {
@@ -55,15 +66,28 @@ async fn run(config: config::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let daemon = Daemon::start(&config);
-    // Ready once the tunnels are started, not connected: a relay that is down must not fail
-    // the unit. (No-op without NOTIFY_SOCKET.)
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    // The socket first: a second daemon must be refused before it touches any tunnel.
+    let listener = match socket::bind(&socket_path).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("pairtund: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let daemon = Arc::new(Daemon::start(&config, env));
+    let stop_serving = CancellationToken::new();
+    let serving = tokio::spawn(server::serve(
+        listener,
+        Arc::new(ControlHandler::new(daemon.clone())),
+        stop_serving.clone(),
+        server::Limits::default(),
+    ));
+    // Ready once the socket listens and the tunnels are started, not connected: a relay that
+    // is down must not fail the unit. (Every notify is a no-op without NOTIFY_SOCKET.)
+    let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&daemon.summary())]);
     loop {
         match signals.next().await {
-            Some(SIGHUP) => {
-                tracing::warn!("SIGHUP: reloading arrives with the control plane; config unchanged")
-            }
+            Some(SIGHUP) => reload(&daemon).await,
             Some(signal) => {
                 tracing::info!(signal, "stopping; a second signal exits at once");
                 break;
@@ -71,8 +95,13 @@ async fn run(config: config::Config) -> ExitCode {
             None => break,
         }
     }
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    let shutdown = daemon.shutdown();
+    let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    // Stop accepting control connections; the socket file goes with the listener.
+    stop_serving.cancel();
+    let shutdown = async {
+        daemon.shutdown().await;
+        let _ = serving.await;
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -80,6 +109,7 @@ async fn run(config: config::Config) -> ExitCode {
             signal = signals.next() => match signal {
                 Some(SIGTERM | SIGINT) => {
                     tracing::warn!("second signal: exiting without waiting for connections");
+                    let _ = std::fs::remove_file(&socket_path);
                     return ExitCode::from(130);
                 }
                 Some(_) => {}
@@ -87,4 +117,15 @@ async fn run(config: config::Config) -> ExitCode {
             },
         }
     }
+}
+
+async fn reload(daemon: &Daemon) {
+    let _ = sd_notify::notify(&[NotifyState::Reloading]);
+    match daemon.reload().await {
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; the running configuration is unchanged")
+        }
+    }
+    let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&daemon.summary())]);
 }

@@ -31,6 +31,7 @@ pub fn init() {
         .with(filter)
         .with(journald)
         .with(stderr)
+        .with(crate::daemon::EventLayer)
         .init();
 }
 

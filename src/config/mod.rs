@@ -6,6 +6,7 @@
 
 mod conflicts;
 mod duration;
+mod edit;
 mod env;
 mod error;
 mod forward;
@@ -20,6 +21,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use edit::{EditError, add_tunnel, drop_tunnel, edit_file};
 pub use env::{Env, default_path};
 pub use error::ConfigError;
 pub use forward::{parse_forward_local, parse_forward_remote};

@@ -86,6 +86,11 @@ impl TunnelHandle {
         self.commands.send(command).await.is_ok()
     }
 
+    /// A sender for commands, usable without holding on to the handle.
+    pub fn commander(&self) -> mpsc::Sender<Command> {
+        self.commands.clone()
+    }
+
     /// A receiver that sees every published state change.
     pub fn watch(&self) -> watch::Receiver<Published> {
         self.status.clone()
@@ -107,7 +112,7 @@ impl TunnelHandle {
             connections: self.counters.connections.load(Ordering::Relaxed),
             bytes_in: self.counters.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.counters.bytes_out.load(Ordering::Relaxed),
-            rtt_ms: None,
+            rtt_ms: p.rtt.map(|d| d.as_millis() as u64),
             attempt: backing_off.then_some(p.attempt).filter(|a| *a > 0),
             retry_in_ms: p
                 .retry_at

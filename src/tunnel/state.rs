@@ -102,6 +102,8 @@ pub struct Published {
     pub retry_at: Option<Instant>,
     /// The error that caused the last state change away from `up`.
     pub last_error: Option<TunnelError>,
+    /// Last keepalive round trip of the current session.
+    pub rtt: Option<std::time::Duration>,
 }
 
 /// A tunnel's status as reported to users (`status --json` shape, SPEC §3).
@@ -152,6 +154,7 @@ impl Reporter {
             attempt: 0,
             retry_at: None,
             last_error: None,
+            rtt: None,
         };
         Reporter {
             name: name.to_owned(),
@@ -186,6 +189,15 @@ impl Reporter {
             p.retry_at = retry_at;
             self.enter(p, state);
             before != (p.state, p.attempt, p.retry_at, p.last_error.clone())
+        });
+    }
+
+    /// Records a keepalive round trip (not a state change: readers see it, no log line).
+    pub fn set_rtt(&self, rtt: std::time::Duration) {
+        self.tx.send_if_modified(|p| {
+            let changed = p.rtt.map(|old| old.as_millis()) != Some(rtt.as_millis());
+            p.rtt = Some(rtt);
+            changed
         });
     }
 
@@ -238,6 +250,9 @@ impl Reporter {
         }
         p.state = state;
         p.since = SystemTime::now();
+        if !matches!(state, TunnelState::Up | TunnelState::Degraded) {
+            p.rtt = None;
+        }
         let error = p.last_error.as_ref();
         match state {
             TunnelState::Failed | TunnelState::Backoff => tracing::warn!(

@@ -270,15 +270,33 @@ impl Supervisor {
         self.reporter.session_established();
         self.reporter.set_state(TunnelState::Up, 0, None, None);
         self.session_tx.send_replace(Some(live.clone()));
-        let served = tokio::select! {
-            _ = live.shared.ended.cancelled() => {
-                let error = SessionShared::take(&live.shared.end_reason).unwrap_or_else(|| {
-                    TunnelError::new(ErrorClass::Network, "session to relay closed")
-                });
-                Served::Lost(error, started.elapsed())
+        // Keepalive round trips for status; russh's own keepalive still decides death (a reply
+        // to these resets its timer, so a healthy session costs one wake-up per interval).
+        let mut probe = tokio::time::interval(self.config.timing.keepalive_interval);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let served = loop {
+            tokio::select! {
+                _ = live.shared.ended.cancelled() => {
+                    let error = SessionShared::take(&live.shared.end_reason).unwrap_or_else(|| {
+                        TunnelError::new(ErrorClass::Network, "session to relay closed")
+                    });
+                    break Served::Lost(error, started.elapsed());
+                }
+                _ = self.cancel.cancelled() => break Served::Shutdown,
+                c = self.commands.recv() => match c {
+                    // Already up: `up` has nothing to do.
+                    Some(Command::Up) => {}
+                    Some(c) => break Served::Command(c),
+                    None => break Served::Shutdown,
+                },
+                _ = probe.tick() => {
+                    let sent = Instant::now();
+                    let timeout = self.config.timing.keepalive_interval;
+                    if let Ok(Ok(())) = tokio::time::timeout(timeout, live.handle.send_ping()).await {
+                        self.reporter.set_rtt(sent.elapsed());
+                    }
+                }
             }
-            _ = self.cancel.cancelled() => Served::Shutdown,
-            c = self.commands.recv() => c.map_or(Served::Shutdown, Served::Command),
         };
         self.session_tx.send_replace(None);
         if matches!(served, Served::Shutdown | Served::Command(Command::Down)) {

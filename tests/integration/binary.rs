@@ -15,16 +15,27 @@ use crate::support::sshd::free_port;
 use crate::support::wait;
 
 /// A `pairtund` child whose stderr is collected; killed on drop if still running.
-struct Pairtund {
+pub struct Pairtund {
     child: Child,
     stderr: Arc<Mutex<String>>,
+    /// Its control socket.
+    pub socket: std::path::PathBuf,
 }
 
 impl Pairtund {
-    fn start(config: &std::path::Path) -> Pairtund {
+    /// Starts `pairtund --config CONFIG --socket <dir of config>/run/pairtund.sock`.
+    pub fn start(config: &std::path::Path) -> Pairtund {
+        let socket = config.with_file_name("run").join("pairtund.sock");
+        Self::start_on(config, &socket)
+    }
+
+    /// Starts `pairtund` on an explicit socket path.
+    pub fn start_on(config: &std::path::Path, socket: &std::path::Path) -> Pairtund {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pairtund"))
             .arg("--config")
             .arg(config)
+            .arg("--socket")
+            .arg(socket)
             .env("PAIRTUN_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -40,18 +51,37 @@ impl Pairtund {
                 all.push('\n');
             }
         });
-        Pairtund { child, stderr }
+        Pairtund {
+            child,
+            stderr,
+            socket: socket.to_path_buf(),
+        }
     }
 
-    fn log(&self) -> String {
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
-    fn signal(&self, signal: Signal) {
+    /// Sends `signal`.
+    pub fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), signal).expect("kill");
     }
 
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+    /// Waits until the control socket answers.
+    pub fn wait_ready(&self) {
+        wait::until("control socket", Duration::from_secs(10), || {
+            std::os::unix::net::UnixStream::connect(&self.socket).is_ok()
+        });
+    }
+
+    /// Runs `pairtunctl --socket SOCKET ARGS…`.
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        pairtunctl(&self.socket, args)
+    }
+
+    /// Waits for the exit status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         wait::until_some("pairtund to exit", within, || {
             self.child.try_wait().ok().flatten()
         })
@@ -65,6 +95,13 @@ impl Drop for Pairtund {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Runs `pairtunctl --socket SOCKET ARGS…` with a deadline.
+pub fn pairtunctl(socket: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairtunctl"));
+    cmd.arg("--socket").arg(socket).args(args);
+    crate::support::process::run_with_timeout(&mut cmd, Duration::from_secs(30))
 }
 
 #[test]

@@ -92,7 +92,7 @@ pub fn start_daemon(dir: &Path, toml: &str) -> Daemon {
     let path = write_config(dir, toml);
     let config = config::load(&path, &env_for(dir))
         .unwrap_or_else(|e| panic!("test config invalid: {e}\n{toml}"));
-    Daemon::start(&config)
+    Daemon::start(&config, env_for(dir))
 }
 
 /// Writes `toml` to `dir/config.toml`.
@@ -111,7 +111,7 @@ pub async fn wait_for(
     what: &str,
     pred: impl Fn(&Published) -> bool,
 ) -> Published {
-    let mut rx = daemon.tunnel(name).expect("tunnel exists").watch();
+    let mut rx = daemon.watch(Some(name)).expect("tunnel exists").remove(0);
     let result = tokio::time::timeout(within, async {
         rx.wait_for(|p| pred(p)).await.map(|p| p.clone())
     })

@@ -33,7 +33,7 @@ async fn local_forward_carries_64_mib_each_way_intact() {
         .await
         .unwrap()
         .expect("64 MiB through -L");
-    let status = daemon.tunnel("l").unwrap().status();
+    let status = daemon.status(Some("l")).unwrap().remove(0);
     assert!(
         status.bytes_out >= BULK as u64 && status.bytes_in >= BULK as u64,
         "{status:?}"
@@ -209,7 +209,7 @@ async fn wrong_key_fails_with_auth_class_and_retries_slowly() {
     .await;
     let error = p.last_error.expect("an error");
     assert_eq!(error.class, ErrorClass::Auth, "{error:?}");
-    let status = daemon.tunnel("auth").unwrap().status();
+    let status = daemon.status(Some("auth")).unwrap().remove(0);
     let retry = status.retry_in_ms.expect("a retry is planned");
     // Retried only at the maximum interval: at most one more attempt a minute.
     assert!(retry >= 50_000, "auth retry too soon: {retry} ms");
@@ -334,8 +334,7 @@ async fn down_closes_the_listener_and_up_reconnects() {
         &relay.tunnel("ud", vec![local_spec(port, echo.port())], vec![]),
     );
     wait_up(&daemon, "ud", UP_WITHIN).await;
-    let tunnel = daemon.tunnel("ud").unwrap();
-    assert!(tunnel.command(Command::Down).await);
+    daemon.command("ud", Command::Down).await.expect("down");
     wait_for(&daemon, "ud", UP_WITHIN, "stopped", |p| {
         p.state == TunnelState::Stopped
     })
@@ -343,7 +342,7 @@ async fn down_closes_the_listener_and_up_reconnects() {
     crate::support::wait::until("listener closed", Duration::from_secs(5), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
     });
-    assert!(tunnel.command(Command::Up).await);
+    daemon.command("ud", Command::Up).await.expect("up");
     wait_for(&daemon, "ud", UP_WITHIN, "up again", |p| {
         p.state == TunnelState::Up && p.session == 2
     })

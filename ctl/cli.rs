@@ -1,0 +1,202 @@
+//! `pairtunctl`'s command line (clap derive): every command and flag of SPEC §3, and the value
+//! parsers that turn a bad name, forward spec or `--wait` timeout into a usage error (exit 2)
+//! before anything is sent to the daemon.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+use pairtun::config::{TunnelName, parse_forward_local, parse_forward_remote};
+
+/// How long `up --wait` waits when no timeout is given.
+pub const DEFAULT_WAIT: &str = "30s";
+
+/// Control pairtund, the daemon that keeps SSH tunnels up.
+#[derive(Debug, Parser)]
+#[command(name = "pairtunctl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
+    #[arg(long, global = true, env = "PAIRTUN_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Configuration file; accepted for symmetry with pairtund (the daemon reads its own)
+    #[arg(long, global = true, env = "PAIRTUN_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print the daemon's replies as JSON (one object per line for streams)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, PartialEq, Subcommand)]
+pub enum Command {
+    /// Show every tunnel, or one: state, forwards, traffic, round trip, retries, errors
+    Status {
+        /// Only this tunnel
+        name: Option<String>,
+        /// Keep redrawing on every change (JSON lines with --json)
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
+    /// Enable a tunnel and connect now, skipping any pending backoff
+    Up {
+        /// The tunnel
+        name: String,
+        /// Show progress until the tunnel is up or fails, for at most TIMEOUT
+        #[arg(
+            long,
+            value_name = "TIMEOUT",
+            num_args = 0..=1,
+            // `--wait jane` must not read the tunnel name as a timeout.
+            require_equals = true,
+            default_missing_value = DEFAULT_WAIT,
+            value_parser = parse_timeout,
+        )]
+        wait: Option<Duration>,
+    },
+    /// Close a tunnel and its listeners; it stays down until `up`
+    Down {
+        /// The tunnel
+        name: String,
+    },
+    /// Drop a tunnel's session and reconnect now
+    Restart {
+        /// The tunnel
+        name: String,
+    },
+    /// Add a tunnel and start it (saved to the config file unless --temporary)
+    Add(AddArgs),
+    /// Stop a tunnel and remove it (from the config file too, unless --temporary)
+    Drop {
+        /// The tunnel
+        name: String,
+        /// Leave the config file alone
+        #[arg(long)]
+        temporary: bool,
+    },
+    /// Re-read the config file and apply only what changed
+    Reload,
+    /// Recent daemon events (state changes, errors)
+    Logs {
+        /// Only this tunnel's events
+        name: Option<String>,
+        /// Keep printing new events until Ctrl-C
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Check that the daemon answers
+    Ping,
+    /// Versions of pairtunctl, pairtund and the control protocol
+    Version,
+}
+
+/// `add`'s arguments, named like `ssh`'s options where ssh has one.
+#[derive(Debug, PartialEq, Args)]
+#[command(group(
+    // The daemon rejects a tunnel without forwards; saying so here makes it a usage error.
+    ArgGroup::new("forwards").required(true).multiple(true).args(["local", "remote", "dynamic"])
+))]
+pub struct AddArgs {
+    /// Tunnel name: letters, digits, '_', '.', '-'
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+    /// Relay host name, or a Host alias in ~/.ssh/config
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// SSH port [default: ~/.ssh/config, else 22]
+    #[arg(long, short = 'p', value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Login user [default: ~/.ssh/config, else the local user]
+    #[arg(long, short = 'l', value_name = "USER")]
+    pub user: Option<String>,
+    /// Private key file to try (repeatable)
+    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+    pub identity: Vec<String>,
+    /// Local forward, as ssh -L: [bind:]port:host:hostport (repeatable)
+    #[arg(long, short = 'L', value_name = "SPEC", value_parser = parse_local)]
+    pub local: Vec<String>,
+    /// Remote forward, as ssh -R: [bind:]port:host:hostport (repeatable)
+    #[arg(long, short = 'R', value_name = "SPEC", value_parser = parse_remote)]
+    pub remote: Vec<String>,
+    /// SOCKS forward, as ssh -D: [bind:]port (repeatable)
+    #[arg(long, short = 'D', value_name = "SPEC", value_parser = parse_dynamic)]
+    pub dynamic: Vec<String>,
+    /// ProxyJump, as OpenSSH: [user@]host[:port], or a chain "a,b"
+    #[arg(long, short = 'J', value_name = "JUMP")]
+    pub jump: Option<String>,
+    /// Do not bring it up when the daemon starts
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// Keep it out of the config file (it lives until the daemon exits)
+    #[arg(long)]
+    pub temporary: bool,
+}
+
+/// `--wait`'s value: a duration such as `30s`, `2m` or `1m30s`; a bare number is seconds.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; expected a duration like 30s, 2m or 1m30s"))
+}
+
+fn parse_name(text: &str) -> Result<String, String> {
+    TunnelName::new(text).map(|name| name.to_string())
+}
+
+/// Clap already quotes the value in its message; the library's own quote would repeat it.
+fn unquoted(spec: &str, error: String) -> String {
+    let quoted = format!("{spec:?}: ");
+    error
+        .strip_prefix(&quoted)
+        .map(str::to_owned)
+        .unwrap_or(error)
+}
+
+/// `-L`: the same parser as the config file's `local`, so both accept exactly the same text.
+pub fn parse_local(spec: &str) -> Result<String, String> {
+    match parse_forward_local(spec) {
+        Ok(_) => Ok(spec.to_owned()),
+        Err(e) => Err(unquoted(spec, e)),
+    }
+}
+
+/// `-R`: the same parser as the config file's `remote`.
+pub fn parse_remote(spec: &str) -> Result<String, String> {
+    match parse_forward_remote(spec) {
+        Ok(_) => Ok(spec.to_owned()),
+        Err(e) => Err(unquoted(spec, e)),
+    }
+}
+
+/// `-D`: `[bind:]port`, with `[…]` around an IPv6 bind address. The library has no parser for
+/// it yet (the daemon rejects dynamic forwards for now), so only the shape is checked here.
+pub fn parse_dynamic(spec: &str) -> Result<String, String> {
+    const FORM: &str = "expected [bind:]port, e.g. 1080 or localhost:1080";
+    let port = match spec.rsplit_once(':') {
+        None => spec,
+        Some((bind, port)) => {
+            let bracketed = bind.starts_with('[') && bind.ends_with(']') && bind.len() > 2;
+            // An empty bind means all interfaces, as for `-L`.
+            if !bracketed && bind.contains([':', '[', ']']) {
+                return Err(format!("bad bind address {bind:?}; {FORM}"));
+            }
+            port
+        }
+    };
+    match port.parse::<u16>() {
+        Ok(n) if n > 0 && port.bytes().all(|b| b.is_ascii_digit()) => Ok(spec.to_owned()),
+        _ => Err(format!(
+            "port {port:?} is not a number from 1 to 65535; {FORM}"
+        )),
+    }
+}
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;

@@ -1,0 +1,271 @@
+//! One function per command: build the request, send it, print the reply. The streaming
+//! commands (`status --watch`, `up --wait`, `logs`) are in [`crate::streams`].
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use pairtun::control::{Client, ClientError};
+use pairtun::protocol::{PROTOCOL_VERSION, Request, Response, TunnelSpec};
+
+use crate::cli::{AddArgs, Command};
+use crate::failure::Failure;
+use crate::out::Out;
+use crate::{render, streams};
+
+/// What every command needs: where the daemon is and how to print.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The control socket.
+    pub socket: PathBuf,
+    /// Output settings.
+    pub out: Out,
+}
+
+impl Ctx {
+    /// A connection to the daemon, greeting checked.
+    pub async fn connect(&self) -> Result<Client, Failure> {
+        Ok(Client::connect(&self.socket).await?)
+    }
+
+    /// Sends a request that has one reply; an `error` reply becomes the failure.
+    async fn ask(&self, request: &Request) -> Result<Response, Failure> {
+        let reply = self.connect().await?.request(request).await?;
+        match reply {
+            Response::Error { .. } => Err(self.out.error_reply(&reply)),
+            reply => Ok(reply),
+        }
+    }
+}
+
+/// Runs one command.
+pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Status { name, watch: false } => status(ctx, name).await,
+        Command::Status { name, watch: true } => streams::watch(ctx, name).await,
+        Command::Up {
+            name,
+            wait: Some(timeout),
+        } => streams::up_wait(ctx, name, timeout).await,
+        Command::Up { name, wait: None } => {
+            let done = format!("{name}: up requested, connecting");
+            acted(ctx, Request::Up { name, wait: false }, done).await
+        }
+        Command::Down { name } => {
+            let done = format!("{name}: down");
+            acted(ctx, Request::Down { name }, done).await
+        }
+        Command::Restart { name } => {
+            let done = format!("{name}: reconnecting");
+            acted(ctx, Request::Restart { name }, done).await
+        }
+        Command::Add(args) => {
+            let temporary = args.temporary;
+            let done = format!(
+                "{}: added{}",
+                args.name,
+                if temporary { " (temporary)" } else { "" }
+            );
+            let tunnel = tunnel_spec(args, std::env::current_dir().ok().as_deref());
+            acted(ctx, Request::Add { tunnel, temporary }, done).await
+        }
+        Command::Drop { name, temporary } => {
+            let done = format!(
+                "{name}: dropped{}",
+                if temporary {
+                    " (config file untouched)"
+                } else {
+                    ""
+                }
+            );
+            acted(ctx, Request::Drop { name, temporary }, done).await
+        }
+        Command::Reload => reload(ctx).await,
+        Command::Logs { name, follow } => streams::logs(ctx, name, follow).await,
+        Command::Ping => ping(ctx).await,
+        Command::Version => version(ctx).await,
+    }
+}
+
+async fn status(ctx: &Ctx, name: Option<String>) -> Result<(), Failure> {
+    match ctx.ask(&Request::Status { name }).await? {
+        Response::Status { tunnels } if ctx.out.json => {
+            Ok(ctx.out.bytes(&render::status_json(&tunnels))?)
+        }
+        Response::Status { tunnels } => {
+            Ok(ctx
+                .out
+                .text(&render::table(&tunnels, SystemTime::now(), ctx.out.colour))?)
+        }
+        other => Err(Failure::unexpected(&other)),
+    }
+}
+
+/// A request answered with `ok`: prints the daemon's message, else `done`.
+async fn acted(ctx: &Ctx, request: Request, done: String) -> Result<(), Failure> {
+    match ctx.ask(&request).await? {
+        reply @ Response::Ok { .. } if ctx.out.json => Ok(ctx.out.json_line(&reply)?),
+        Response::Ok { message } => Ok(ctx.out.line(message.as_deref().unwrap_or(&done))?),
+        other => Err(Failure::unexpected(&other)),
+    }
+}
+
+/// The tunnel `add` sends. Relative identity paths are made absolute here: the daemon's
+/// working directory means nothing to the user (`~/` and `$VAR` are left for the daemon).
+pub fn tunnel_spec(args: AddArgs, cwd: Option<&Path>) -> TunnelSpec {
+    let absolute = |file: String| match cwd {
+        Some(cwd) if !file.starts_with(['/', '~', '$']) => cwd.join(&file).display().to_string(),
+        _ => file,
+    };
+    TunnelSpec {
+        name: args.name,
+        host: args.host,
+        port: args.port,
+        user: args.user,
+        identity_files: args.identity.into_iter().map(absolute).collect(),
+        local: args.local,
+        remote: args.remote,
+        dynamic: args.dynamic,
+        jump: args.jump,
+        autostart: !args.no_autostart,
+    }
+}
+
+async fn reload(ctx: &Ctx) -> Result<(), Failure> {
+    match ctx.ask(&Request::Reload {}).await? {
+        reply @ Response::Reloaded { .. } if ctx.out.json => Ok(ctx.out.json_line(&reply)?),
+        Response::Reloaded {
+            added,
+            removed,
+            changed,
+            unchanged,
+        } => {
+            let summary = render::reloaded(&added, &removed, &changed, unchanged.len());
+            Ok(ctx.out.line(&summary)?)
+        }
+        other => Err(Failure::unexpected(&other)),
+    }
+}
+
+async fn ping(ctx: &Ctx) -> Result<(), Failure> {
+    match ctx.ask(&Request::Ping {}).await? {
+        reply @ Response::Pong { .. } if ctx.out.json => Ok(ctx.out.json_line(&reply)?),
+        Response::Pong { daemon, protocol } => Ok(ctx.out.line(&format!(
+            "pong from pairtund {daemon} (control protocol {protocol})"
+        ))?),
+        other => Err(Failure::unexpected(&other)),
+    }
+}
+
+/// `version --json`: both sides; the daemon's fields are null when it cannot be asked.
+#[derive(Debug, Serialize)]
+struct Versions {
+    client: &'static str,
+    client_protocol: u32,
+    daemon: Option<String>,
+    daemon_protocol: Option<u32>,
+    /// Why the daemon's versions are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    daemon_error: Option<String>,
+}
+
+/// The daemon's versions, or why they are unknown. A daemon speaking another protocol still
+/// told us its versions in the greeting, and those are exactly what the user wants to see.
+async fn daemon_versions(ctx: &Ctx) -> Result<(String, u32), String> {
+    let mut client = match Client::connect(&ctx.socket).await {
+        Ok(client) => client,
+        Err(ClientError::ProtocolMismatch { protocol, daemon }) => return Ok((daemon, protocol)),
+        Err(e) => return Err(Failure::from(e).message().unwrap_or_default()),
+    };
+    match client.request(&Request::Version {}).await {
+        Ok(Response::Version { daemon, protocol }) => Ok((daemon, protocol)),
+        Ok(Response::Error { message, .. }) => Err(message),
+        Ok(other) => Err(Failure::unexpected(&other).message().unwrap_or_default()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Always succeeds: the client's version is worth printing even with no daemon around.
+async fn version(ctx: &Ctx) -> Result<(), Failure> {
+    let client = env!("CARGO_PKG_VERSION");
+    let daemon = daemon_versions(ctx).await;
+    let out = &ctx.out;
+    if out.json {
+        let (daemon, daemon_protocol, daemon_error) = match daemon {
+            Ok((version, protocol)) => (Some(version), Some(protocol), None),
+            Err(e) => (None, None, Some(e)),
+        };
+        let versions = Versions {
+            client,
+            client_protocol: PROTOCOL_VERSION,
+            daemon,
+            daemon_protocol,
+            daemon_error,
+        };
+        return Ok(out.json_line(&versions)?);
+    }
+    out.line(&format!(
+        "pairtunctl {client} (control protocol {PROTOCOL_VERSION})"
+    ))?;
+    match daemon {
+        Ok((version, protocol)) => {
+            out.line(&format!(
+                "pairtund   {version} (control protocol {protocol})"
+            ))?;
+            if protocol != PROTOCOL_VERSION {
+                out.line("the protocols differ: use matching versions (restart pairtund after an upgrade)")?;
+            }
+        }
+        Err(e) => out.line(&format!("pairtund   unknown: {e}"))?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn add(args: &[&str]) -> AddArgs {
+        let argv = ["pairtunctl", "add"]
+            .into_iter()
+            .chain(args.iter().copied());
+        match Cli::try_parse_from(argv).map(|cli| cli.command) {
+            Ok(Command::Add(add)) => add,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn add_builds_the_spec_the_daemon_expects() {
+        let args = add(&[
+            "jane",
+            "--host",
+            "saturn",
+            "-L",
+            "9999:localhost:1235",
+            "-i",
+            "keys/id",
+            "-i",
+            "~/.ssh/id",
+            "-i",
+            "/k",
+        ]);
+        let spec = tunnel_spec(args, Some(Path::new("/home/me")));
+        assert_eq!(spec.identity_files, ["/home/me/keys/id", "~/.ssh/id", "/k"]);
+        assert_eq!(spec.local, ["9999:localhost:1235"]);
+        assert!(spec.autostart && spec.remote.is_empty() && spec.port.is_none());
+        let args = add(&[
+            "jane",
+            "--host",
+            "saturn",
+            "-R",
+            "1235:localhost:22",
+            "--no-autostart",
+        ]);
+        assert!(!tunnel_spec(args, None).autostart);
+    }
+}

@@ -1,0 +1,203 @@
+//! One function per control request: the bridge from the socket protocol to [`Daemon`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::{Daemon, EventLog, OpError, events};
+use crate::control::server::{Handler, Reply};
+use crate::protocol::{ErrorKind, PROTOCOL_VERSION, Request, Response, daemon_version};
+use crate::tunnel::{Command, Published, TunnelState};
+
+/// How long an `up --wait` stream may run if the client never goes away.
+const WAIT_LIMIT: Duration = Duration::from_secs(600);
+
+/// Serves control requests for one daemon.
+pub struct ControlHandler {
+    daemon: Arc<Daemon>,
+}
+
+impl ControlHandler {
+    /// A handler for `daemon`.
+    pub fn new(daemon: Arc<Daemon>) -> Self {
+        ControlHandler { daemon }
+    }
+}
+
+fn error((kind, message): OpError) -> Response {
+    Response::error(kind, message)
+}
+
+fn done(result: Result<(), OpError>) -> Reply {
+    Reply::One(result.map_or_else(error, |()| Response::ok()))
+}
+
+impl Handler for ControlHandler {
+    async fn handle(&self, request: Request) -> Reply {
+        let d = &self.daemon;
+        match request {
+            Request::Ping {} => Reply::One(Response::Pong {
+                daemon: daemon_version().to_owned(),
+                protocol: PROTOCOL_VERSION,
+            }),
+            Request::Version {} => Reply::One(Response::Version {
+                daemon: daemon_version().to_owned(),
+                protocol: PROTOCOL_VERSION,
+            }),
+            Request::Status { name } => Reply::One(
+                d.status(name.as_deref())
+                    .map_or_else(error, |tunnels| Response::Status { tunnels }),
+            ),
+            Request::Watch { name } => watch_stream(d.clone(), name),
+            Request::Up { name, wait } => match d.command(&name, Command::Up).await {
+                Err(e) => Reply::One(error(e)),
+                Ok(()) if wait => wait_stream(d.clone(), name),
+                Ok(()) => Reply::One(Response::ok()),
+            },
+            Request::Down { name } => done(d.command(&name, Command::Down).await),
+            Request::Restart { name } => done(d.command(&name, Command::Restart).await),
+            Request::Add { tunnel, temporary } => done(d.add(&tunnel, temporary).await),
+            Request::Drop { name, temporary } => done(d.drop_tunnel(&name, temporary).await),
+            Request::Reload {} => Reply::One(match d.reload().await {
+                Ok(diff) => {
+                    let names = |v: Vec<crate::config::TunnelName>| {
+                        v.into_iter().map(|n| n.to_string()).collect()
+                    };
+                    Response::Reloaded {
+                        added: names(diff.added),
+                        removed: names(diff.removed),
+                        changed: names(diff.changed),
+                        unchanged: names(diff.unchanged),
+                    }
+                }
+                Err(e) => Response::error(ErrorKind::Config, e.to_string()),
+            }),
+            Request::Logs { name, follow } => logs_stream(name, follow),
+        }
+    }
+}
+
+/// Merges change notifications of several tunnels into one receiver (ends with the last).
+fn changes(receivers: Vec<watch::Receiver<Published>>) -> (mpsc::Receiver<()>, JoinSet<()>) {
+    let (tx, rx) = mpsc::channel(1);
+    let mut set = JoinSet::new();
+    for mut r in receivers {
+        let tx = tx.clone();
+        set.spawn(async move {
+            while r.changed().await.is_ok() {
+                // A full channel already means "something changed": coalesce.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(()) {
+                    return;
+                }
+            }
+        });
+    }
+    (rx, set)
+}
+
+fn watch_stream(daemon: Arc<Daemon>, name: Option<String>) -> Reply {
+    let receivers = match daemon.watch(name.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return Reply::One(error(e)),
+    };
+    let (out, reply) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let (mut changed, _tasks) = changes(receivers);
+        loop {
+            let status = match daemon.status(name.as_deref()) {
+                Ok(tunnels) => Response::Status { tunnels },
+                Err(e) => {
+                    let _ = out.send(error(e)).await;
+                    return;
+                }
+            };
+            if out.send(status).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                c = changed.recv() => if c.is_none() { let _ = out.send(Response::ok()).await; return },
+                _ = out.closed() => return,
+            }
+        }
+    });
+    Reply::Stream(reply)
+}
+
+fn wait_stream(daemon: Arc<Daemon>, name: String) -> Reply {
+    let (out, reply) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let Ok(mut receivers) = daemon.watch(Some(&name)) else {
+            return;
+        };
+        let Some(mut rx) = receivers.pop() else {
+            return;
+        };
+        let waited = tokio::time::timeout(WAIT_LIMIT, async {
+            loop {
+                let (state, error) = {
+                    let p = rx.borrow_and_update();
+                    (p.state, p.last_error.clone())
+                };
+                if let Ok(tunnels) = daemon.status(Some(&name))
+                    && out.send(Response::Status { tunnels }).await.is_err()
+                {
+                    return;
+                }
+                match state {
+                    TunnelState::Up => return drop(out.send(Response::ok()).await),
+                    TunnelState::Failed => {
+                        let message = error.map_or_else(|| "failed".to_owned(), |e| e.to_string());
+                        return drop(
+                            out.send(Response::error(ErrorKind::Internal, message))
+                                .await,
+                        );
+                    }
+                    _ => {}
+                }
+                tokio::select! {
+                    c = rx.changed() => if c.is_err() { return },
+                    _ = out.closed() => return,
+                }
+            }
+        });
+        let _ = waited.await;
+    });
+    Reply::Stream(reply)
+}
+
+fn logs_stream(name: Option<String>, follow: bool) -> Reply {
+    let log = EventLog::global();
+    // Subscribe before taking the backlog so nothing falls between the two.
+    let mut live = log.follow();
+    let backlog = log.recent(name.as_deref());
+    let (out, reply) = mpsc::channel(64);
+    tokio::spawn(async move {
+        for event in backlog {
+            if out.send(Response::Log { event }).await.is_err() {
+                return;
+            }
+        }
+        if !follow {
+            let _ = out.send(Response::ok()).await;
+            return;
+        }
+        loop {
+            let event = tokio::select! {
+                e = live.recv() => e,
+                _ = out.closed() => return,
+            };
+            match event {
+                Ok(event) if events::matches(&event, name.as_deref()) => {
+                    if out.send(Response::Log { event }).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Reply::Stream(reply)
+}

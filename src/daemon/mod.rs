@@ -1,0 +1,287 @@
+//! The daemon: every tunnel under its own supervisor, and the operations `pairtunctl` asks
+//! for (status, up/down, add/drop, reload). State lives behind a short-held lock that is never
+//! held across an `.await`; stopping a tunnel happens after it has been taken out.
+
+mod diff;
+mod events;
+mod handler;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use diff::{Diff, diff};
+pub use events::{EventLayer, EventLog};
+pub use handler::ControlHandler;
+
+use crate::config::{self, Config, ConfigError, EditError, Env, TunnelName};
+use crate::protocol::{ErrorKind, TunnelSpec};
+use crate::tunnel::{Command, Published, TunnelHandle, TunnelStatus};
+
+/// A failed operation: what kind, and a message for the user.
+pub type OpError = (ErrorKind, String);
+
+/// A running set of tunnels.
+pub struct Daemon {
+    state: Mutex<State>,
+    /// The config file (add/drop/reload work on it), and how paths in it expand.
+    file: Option<PathBuf>,
+    env: Env,
+    grace: Duration,
+}
+
+struct State {
+    tunnels: BTreeMap<TunnelName, TunnelHandle>,
+    /// Added with `--temporary`: not in the file, kept across reloads.
+    temporary: BTreeSet<TunnelName>,
+}
+
+impl Daemon {
+    /// Starts a supervisor per tunnel (autostart tunnels connect at once). Must be called within
+    /// a tokio runtime. `env` expands paths when the file is re-read.
+    pub fn start(config: &Config, env: Env) -> Self {
+        let grace = config.shutdown_grace;
+        let tunnels = config
+            .tunnels
+            .iter()
+            .map(|(name, tunnel)| (name.clone(), TunnelHandle::spawn(tunnel.clone(), grace)))
+            .collect();
+        tracing::info!(tunnels = config.tunnels.len(), "daemon started");
+        Daemon {
+            state: Mutex::new(State {
+                tunnels,
+                temporary: BTreeSet::new(),
+            }),
+            file: config.source.clone(),
+            env,
+            grace,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the map half-updated (every update is a
+        // single insert/remove), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Status of tunnel `name`, or of every tunnel in name order.
+    pub fn status(&self, name: Option<&str>) -> Result<Vec<TunnelStatus>, OpError> {
+        let state = self.lock();
+        match name {
+            None => Ok(state.tunnels.values().map(TunnelHandle::status).collect()),
+            Some(n) => Ok(vec![
+                state
+                    .tunnels
+                    .get(&lookup(n)?)
+                    .ok_or_else(|| unknown(n))?
+                    .status(),
+            ]),
+        }
+    }
+
+    /// Status snapshot function and change receivers for `name` (or all tunnels).
+    pub fn watch(&self, name: Option<&str>) -> Result<Vec<watch::Receiver<Published>>, OpError> {
+        let state = self.lock();
+        match name {
+            None => Ok(state.tunnels.values().map(TunnelHandle::watch).collect()),
+            Some(n) => Ok(vec![
+                state
+                    .tunnels
+                    .get(&lookup(n)?)
+                    .ok_or_else(|| unknown(n))?
+                    .watch(),
+            ]),
+        }
+    }
+
+    /// Sends `command` to tunnel `name`.
+    pub async fn command(&self, name: &str, command: Command) -> Result<(), OpError> {
+        let sender = {
+            let state = self.lock();
+            state
+                .tunnels
+                .get(&lookup(name)?)
+                .ok_or_else(|| unknown(name))?
+                .commander()
+        };
+        match sender.send(command).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err((
+                ErrorKind::Internal,
+                format!("tunnel `{name}` is shutting down"),
+            )),
+        }
+    }
+
+    /// Adds and starts a tunnel; written to the config file unless `temporary`.
+    pub async fn add(&self, spec: &TunnelSpec, temporary: bool) -> Result<(), OpError> {
+        let name = lookup(&spec.name)?;
+        if self.lock().tunnels.contains_key(&name) {
+            return Err((
+                ErrorKind::BadRequest,
+                format!("tunnel `{name}` already exists"),
+            ));
+        }
+        let file = self.file.clone().ok_or((
+            ErrorKind::Config,
+            "the daemon runs without a config file".to_owned(),
+        ))?;
+        let env = self.env.clone();
+        let spec = spec.clone();
+        // Validated against the file either way, so a temporary tunnel cannot clash with it.
+        let config = tokio::task::spawn_blocking(move || {
+            if temporary {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                let text = config::add_tunnel(&text, &spec)?;
+                config::parse(&text, &file, &env).map_err(EditError::Invalid)
+            } else {
+                config::edit_file(&file, &env, |text| config::add_tunnel(text, &spec))
+            }
+        })
+        .await
+        .map_err(|e| (ErrorKind::Internal, e.to_string()))?
+        .map_err(edit_error)?;
+        let tunnel = config
+            .tunnels
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| unknown(name.as_str()))?;
+        let mut state = self.lock();
+        if state.tunnels.contains_key(&name) {
+            return Err((
+                ErrorKind::BadRequest,
+                format!("tunnel `{name}` already exists"),
+            ));
+        }
+        if temporary {
+            state.temporary.insert(name.clone());
+        }
+        tracing::info!(tunnel = %name, temporary, "tunnel added");
+        state
+            .tunnels
+            .insert(name, TunnelHandle::spawn(tunnel, self.grace));
+        Ok(())
+    }
+
+    /// Stops and removes a tunnel; removed from the config file too unless `temporary`.
+    pub async fn drop_tunnel(&self, name: &str, temporary: bool) -> Result<(), OpError> {
+        let key = lookup(name)?;
+        let in_file = !self.lock().temporary.contains(&key);
+        if !self.lock().tunnels.contains_key(&key) {
+            return Err(unknown(name));
+        }
+        if !temporary && in_file {
+            let file = self.file.clone().ok_or((
+                ErrorKind::Config,
+                "the daemon runs without a config file".to_owned(),
+            ))?;
+            let (env, owned) = (self.env.clone(), name.to_owned());
+            tokio::task::spawn_blocking(move || {
+                config::edit_file(&file, &env, |text| config::drop_tunnel(text, &owned))
+            })
+            .await
+            .map_err(|e| (ErrorKind::Internal, e.to_string()))?
+            .map_err(edit_error)?;
+        }
+        let handle = {
+            let mut state = self.lock();
+            state.temporary.remove(&key);
+            state.tunnels.remove(&key)
+        };
+        if let Some(handle) = handle {
+            tracing::info!(tunnel = %key, "tunnel dropped");
+            handle.shutdown().await;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the config file and applies only the difference. An invalid file changes
+    /// nothing and its error is returned.
+    pub async fn reload(&self) -> Result<Diff, ConfigError> {
+        let Some(file) = self.file.clone() else {
+            return Ok(Diff::default());
+        };
+        let env = self.env.clone();
+        let path = file.clone();
+        let new = tokio::task::spawn_blocking(move || config::load(&path, &env))
+            .await
+            .map_err(|e| ConfigError::whole_file(&file, format!("reload failed: {e}")))??;
+        let (d, stopped) = {
+            let mut state = self.lock();
+            let running = state
+                .tunnels
+                .iter()
+                .map(|(n, h)| (n.clone(), h.config().clone()))
+                .collect();
+            let d = diff(&running, &state.temporary, &new);
+            let mut stopped = Vec::new();
+            for name in d.removed.iter().chain(&d.changed) {
+                state.temporary.remove(name);
+                stopped.extend(state.tunnels.remove(name));
+            }
+            for name in d.added.iter().chain(&d.changed) {
+                if let Some(tunnel) = new.tunnels.get(name) {
+                    state.tunnels.insert(
+                        name.clone(),
+                        TunnelHandle::spawn(tunnel.clone(), self.grace),
+                    );
+                }
+            }
+            (d, stopped)
+        };
+        tracing::info!(
+            added = d.added.len(),
+            removed = d.removed.len(),
+            changed = d.changed.len(),
+            unchanged = d.unchanged.len(),
+            "config reloaded"
+        );
+        futures_util::future::join_all(stopped.into_iter().map(TunnelHandle::shutdown)).await;
+        Ok(d)
+    }
+
+    /// Stops every tunnel at once (each gets the grace period for its live connections).
+    pub async fn shutdown(&self) {
+        tracing::info!(grace = ?self.grace, "shutting down");
+        let tunnels = std::mem::take(&mut self.lock().tunnels);
+        futures_util::future::join_all(tunnels.into_values().map(TunnelHandle::shutdown)).await;
+        tracing::info!("all tunnels stopped");
+    }
+
+    /// A one-line summary ("3 tunnels: 2 up, 1 backoff") for service managers.
+    pub fn summary(&self) -> String {
+        let statuses = self.status(None).unwrap_or_default();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in &statuses {
+            *counts.entry(s.state.as_str()).or_default() += 1;
+        }
+        let parts: Vec<_> = counts
+            .iter()
+            .map(|(state, n)| format!("{n} {state}"))
+            .collect();
+        format!("{} tunnels: {}", statuses.len(), parts.join(", "))
+    }
+}
+
+fn lookup(name: &str) -> Result<TunnelName, OpError> {
+    TunnelName::new(name).map_err(|_| unknown(name))
+}
+
+fn unknown(name: &str) -> OpError {
+    (
+        ErrorKind::UnknownTunnel,
+        format!("no tunnel named `{name}`"),
+    )
+}
+
+fn edit_error(e: EditError) -> OpError {
+    let kind = match &e {
+        EditError::Invalid(_) | EditError::Toml(_) => ErrorKind::Config,
+        EditError::Exists(_) | EditError::Missing(_) => ErrorKind::BadRequest,
+        EditError::Io { .. } => ErrorKind::Internal,
+    };
+    (kind, e.to_string())
+}
