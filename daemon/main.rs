@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use futures_util::StreamExt;
@@ -85,14 +86,36 @@ async fn run(config: config::Config, env: Env, socket_path: PathBuf) -> ExitCode
     // Ready once the socket listens and the tunnels are started, not connected: a relay that
     // is down must not fail the unit. (Every notify is a no-op without NOTIFY_SOCKET.)
     let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&daemon.summary())]);
+    // Watchdog pings go out from this loop, and only after every tunnel supervisor has
+    // answered a probe: a wedged supervisor gets the daemon restarted, not just a dead runtime.
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut ping = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |p| p / 2));
+    let mut status = daemon.summary();
     loop {
-        match signals.next().await {
-            Some(SIGHUP) => reload(&daemon).await,
-            Some(signal) => {
-                tracing::info!(signal, "stopping; a second signal exits at once");
-                break;
+        tokio::select! {
+            signal = signals.next() => match signal {
+                Some(SIGHUP) => reload(&daemon).await,
+                Some(signal) => {
+                    tracing::info!(signal, "stopping; a second signal exits at once");
+                    break;
+                }
+                None => break,
+            },
+            _ = ping.tick(), if watchdog.is_some() => {
+                let within = watchdog.map_or(Duration::from_secs(1), |p| p / 4);
+                if daemon.probe(within).await {
+                    let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+                } else {
+                    tracing::error!("a tunnel supervisor did not answer; withholding the watchdog ping");
+                }
             }
-            None => break,
+            () = daemon.changed() => {
+                let now = daemon.summary();
+                if now != status {
+                    status = now;
+                    let _ = sd_notify::notify(&[NotifyState::Status(&status)]);
+                }
+            }
         }
     }
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
@@ -120,7 +143,10 @@ async fn run(config: config::Config, env: Env, socket_path: PathBuf) -> ExitCode
 }
 
 async fn reload(daemon: &Daemon) {
-    let _ = sd_notify::notify(&[NotifyState::Reloading]);
+    // systemd ≥ 253 (Type=notify-reload) wants the monotonic time with RELOADING=1.
+    let mut reloading = vec![NotifyState::Reloading];
+    reloading.extend(NotifyState::monotonic_usec_now().ok());
+    let _ = sd_notify::notify(&reloading);
     match daemon.reload().await {
         Ok(_) => {}
         Err(e) => {

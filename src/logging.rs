@@ -17,7 +17,10 @@ pub fn init() {
     let journald = if stderr_is_journal() {
         tracing_journald::layer().ok().map(|l| {
             l.with_syslog_identifier("pairtund".into())
+                // Fields keep their names: `tunnel` → TUNNEL=, `state` → STATE=,
+                // `error_class` → ERROR_CLASS= (`journalctl --user TUNNEL=jane`).
                 .with_field_prefix(None)
+                .with_priority_mappings(priorities())
         })
     } else {
         None
@@ -33,6 +36,19 @@ pub fn init() {
         .with(stderr)
         .with(crate::daemon::EventLayer)
         .init();
+}
+
+/// Journal priorities: tracing-journald maps INFO to "notice" by default, which would make
+/// every state change stand out in `journalctl -p notice`; state changes are "info".
+fn priorities() -> tracing_journald::PriorityMappings {
+    use tracing_journald::Priority;
+    tracing_journald::PriorityMappings {
+        error: Priority::Error,
+        warn: Priority::Warning,
+        info: Priority::Informational,
+        debug: Priority::Debug,
+        trace: Priority::Debug,
+    }
 }
 
 /// systemd sets `JOURNAL_STREAM=dev:ino` for a service's stderr; the variable is inherited by

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
 
 pub use diff::{Diff, diff};
 pub use events::{EventLayer, EventLog};
@@ -19,7 +21,7 @@ pub use handler::ControlHandler;
 
 use crate::config::{self, Config, ConfigError, EditError, Env, TunnelName};
 use crate::protocol::{ErrorKind, TunnelSpec};
-use crate::tunnel::{Command, Published, TunnelHandle, TunnelStatus};
+use crate::tunnel::{Command, Message, Published, TunnelHandle, TunnelStatus};
 
 /// A failed operation: what kind, and a message for the user.
 pub type OpError = (ErrorKind, String);
@@ -31,6 +33,8 @@ pub struct Daemon {
     file: Option<PathBuf>,
     env: Env,
     grace: Duration,
+    /// Woken whenever any tunnel changes state (or tunnels come and go).
+    changed: Arc<Notify>,
 }
 
 struct State {
@@ -44,10 +48,16 @@ impl Daemon {
     /// a tokio runtime. `env` expands paths when the file is re-read.
     pub fn start(config: &Config, env: Env) -> Self {
         let grace = config.shutdown_grace;
+        let changed = Arc::new(Notify::new());
         let tunnels = config
             .tunnels
             .iter()
-            .map(|(name, tunnel)| (name.clone(), TunnelHandle::spawn(tunnel.clone(), grace)))
+            .map(|(name, tunnel)| {
+                (
+                    name.clone(),
+                    TunnelHandle::spawn(tunnel.clone(), grace, changed.clone()),
+                )
+            })
             .collect();
         tracing::info!(tunnels = config.tunnels.len(), "daemon started");
         Daemon {
@@ -58,7 +68,31 @@ impl Daemon {
             file: config.source.clone(),
             env,
             grace,
+            changed,
         }
+    }
+
+    /// Returns after some tunnel changed state, or tunnels were added or removed.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Whether every tunnel's supervisor answers within `within` (for the systemd watchdog: a
+    /// wedged supervisor must stop the pings, not just a dead runtime).
+    pub async fn probe(&self, within: Duration) -> bool {
+        let commanders: Vec<_> = self
+            .lock()
+            .tunnels
+            .values()
+            .map(TunnelHandle::commander)
+            .collect();
+        let probes = commanders.into_iter().map(|c| async move {
+            let (ack, answered) = tokio::sync::oneshot::channel();
+            c.send(Message::Probe(ack)).await.is_ok() && answered.await.is_ok()
+        });
+        tokio::time::timeout(within, futures_util::future::join_all(probes))
+            .await
+            .is_ok_and(|all| all.into_iter().all(|ok| ok))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -107,7 +141,7 @@ impl Daemon {
                 .ok_or_else(|| unknown(name))?
                 .commander()
         };
-        match sender.send(command).await {
+        match sender.send(Message::Command(command)).await {
             Ok(()) => Ok(()),
             Err(_) => Err((
                 ErrorKind::Internal,
@@ -160,9 +194,11 @@ impl Daemon {
             state.temporary.insert(name.clone());
         }
         tracing::info!(tunnel = %name, temporary, "tunnel added");
-        state
-            .tunnels
-            .insert(name, TunnelHandle::spawn(tunnel, self.grace));
+        state.tunnels.insert(
+            name,
+            TunnelHandle::spawn(tunnel, self.grace, self.changed.clone()),
+        );
+        self.changed.notify_one();
         Ok(())
     }
 
@@ -193,6 +229,7 @@ impl Daemon {
         };
         if let Some(handle) = handle {
             tracing::info!(tunnel = %key, "tunnel dropped");
+            self.changed.notify_one();
             handle.shutdown().await;
         }
         Ok(())
@@ -226,12 +263,13 @@ impl Daemon {
                 if let Some(tunnel) = new.tunnels.get(name) {
                     state.tunnels.insert(
                         name.clone(),
-                        TunnelHandle::spawn(tunnel.clone(), self.grace),
+                        TunnelHandle::spawn(tunnel.clone(), self.grace, self.changed.clone()),
                     );
                 }
             }
             (d, stopped)
         };
+        self.changed.notify_one();
         tracing::info!(
             added = d.added.len(),
             removed = d.removed.len(),

@@ -39,10 +39,32 @@ pub enum Command {
     Restart,
 }
 
+/// What travels to a supervisor.
+#[derive(Debug)]
+pub enum Message {
+    /// A user command.
+    Command(Command),
+    /// Answer on the channel: proves the supervisor loop is not wedged (systemd watchdog).
+    /// Answered wherever the supervisor waits for commands.
+    Probe(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Receives the next command, answering probes on the way.
+async fn next(messages: &mut mpsc::Receiver<Message>) -> Option<Command> {
+    loop {
+        match messages.recv().await? {
+            Message::Probe(ack) => {
+                let _ = ack.send(());
+            }
+            Message::Command(command) => return Some(command),
+        }
+    }
+}
+
 /// The handle to a running tunnel task.
 pub struct TunnelHandle {
     config: Arc<TunnelConfig>,
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<Message>,
     status: watch::Receiver<Published>,
     counters: Arc<Counters>,
     cancel: CancellationToken,
@@ -52,7 +74,7 @@ pub struct TunnelHandle {
 impl TunnelHandle {
     /// Starts the tunnel's task; it connects at once if `autostart` is set. `grace` bounds how
     /// long live connections may continue once the tunnel is told to stop.
-    pub fn spawn(config: TunnelConfig, grace: Duration) -> Self {
+    pub fn spawn(config: TunnelConfig, grace: Duration, changed: Arc<tokio::sync::Notify>) -> Self {
         let config = Arc::new(config);
         let (commands, rx) = mpsc::channel(16);
         let counters = Arc::new(Counters::default());
@@ -63,6 +85,7 @@ impl TunnelHandle {
             counters.clone(),
             cancel.clone(),
             grace,
+            changed,
         );
         let status = sup.subscribe();
         let task = tokio::spawn(sup.run());
@@ -83,12 +106,21 @@ impl TunnelHandle {
 
     /// Sends a command; `false` if the tunnel task has ended.
     pub async fn command(&self, command: Command) -> bool {
-        self.commands.send(command).await.is_ok()
+        self.commands.send(Message::Command(command)).await.is_ok()
     }
 
     /// A sender for commands, usable without holding on to the handle.
-    pub fn commander(&self) -> mpsc::Sender<Command> {
+    pub fn commander(&self) -> mpsc::Sender<Message> {
         self.commands.clone()
+    }
+
+    /// Whether the supervisor answers within `within` (it is not wedged).
+    pub async fn probe(&self, within: Duration) -> bool {
+        let (ack, answered) = tokio::sync::oneshot::channel();
+        let asked = async {
+            self.commands.send(Message::Probe(ack)).await.is_ok() && answered.await.is_ok()
+        };
+        tokio::time::timeout(within, asked).await.unwrap_or(false)
     }
 
     /// A receiver that sees every published state change.

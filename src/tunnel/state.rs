@@ -141,11 +141,17 @@ pub struct TunnelStatus {
 pub struct Reporter {
     name: String,
     tx: tokio::sync::watch::Sender<Published>,
+    /// Shared by all tunnels of a daemon: woken on any state change (systemd STATUS=).
+    changed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Reporter {
     /// A reporter for tunnel `name` whose forwards are `forwards`, starting `stopped`.
-    pub fn new(name: &str, forwards: Vec<ForwardStatus>) -> Self {
+    pub fn new(
+        name: &str,
+        forwards: Vec<ForwardStatus>,
+        changed: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
         let initial = Published {
             state: TunnelState::Stopped,
             since: SystemTime::now(),
@@ -159,6 +165,7 @@ impl Reporter {
         Reporter {
             name: name.to_owned(),
             tx: tokio::sync::watch::Sender::new(initial),
+            changed,
         }
     }
 
@@ -214,7 +221,10 @@ impl Reporter {
                 return false;
             }
             if f.state != state {
-                tracing::info!(tunnel = %self.name, forward = %f.spec, state = state.as_str(), error = error.as_deref().unwrap_or(""), "forward state");
+                match &error {
+                    Some(e) => tracing::warn!(tunnel = %self.name, forward = %f.spec, state = state.as_str(), error = %e, "forward state"),
+                    None => tracing::info!(tunnel = %self.name, forward = %f.spec, state = state.as_str(), "forward state"),
+                }
             }
             f.state = state;
             f.error = error;
@@ -250,6 +260,7 @@ impl Reporter {
         }
         p.state = state;
         p.since = SystemTime::now();
+        self.changed.notify_one();
         if !matches!(state, TunnelState::Up | TunnelState::Degraded) {
             p.rtt = None;
         }

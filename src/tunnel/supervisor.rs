@@ -61,7 +61,7 @@ impl Drop for Listeners {
 
 pub struct Supervisor {
     config: Arc<TunnelConfig>,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<super::Message>,
     reporter: Reporter,
     counters: Arc<Counters>,
     cancel: CancellationToken,
@@ -74,14 +74,15 @@ pub struct Supervisor {
 impl Supervisor {
     pub fn new(
         config: Arc<TunnelConfig>,
-        commands: mpsc::Receiver<Command>,
+        commands: mpsc::Receiver<super::Message>,
         counters: Arc<Counters>,
         cancel: CancellationToken,
         grace: Duration,
+        changed: Arc<tokio::sync::Notify>,
     ) -> Self {
         let forwards = forward_statuses(&config);
         Supervisor {
-            reporter: Reporter::new(config.name.as_str(), forwards),
+            reporter: Reporter::new(config.name.as_str(), forwards, changed),
             backoff: Backoff::new(config.timing.backoff),
             session_tx: watch::Sender::new(None),
             listeners: None,
@@ -120,7 +121,7 @@ impl Supervisor {
     async fn next_command(&mut self) -> Option<Command> {
         tokio::select! {
             _ = self.cancel.cancelled() => None,
-            c = self.commands.recv() => c,
+            c = super::next(&mut self.commands) => c,
         }
     }
 
@@ -168,7 +169,7 @@ impl Supervisor {
             let deadline = Instant::now() + self.config.timing.connect_timeout;
             let connected = tokio::select! {
                 _ = self.cancel.cancelled() => return Exit::Shutdown,
-                c = self.commands.recv() => match c {
+                c = super::next(&mut self.commands) => match c {
                     None => return Exit::Shutdown,
                     Some(Command::Down) => return Exit::Disabled,
                     Some(Command::Up | Command::Restart) => { self.backoff.reset(); attempt = 0; continue; }
@@ -210,7 +211,7 @@ impl Supervisor {
             tokio::select! {
                 _ = self.cancel.cancelled() => return Exit::Shutdown,
                 _ = tokio::time::sleep(delay) => {}
-                c = self.commands.recv() => match c {
+                c = super::next(&mut self.commands) => match c {
                     None => return Exit::Shutdown,
                     Some(Command::Down) => return Exit::Disabled,
                     Some(_) => { self.backoff.reset(); attempt = 0; }
@@ -283,7 +284,7 @@ impl Supervisor {
                     break Served::Lost(error, started.elapsed());
                 }
                 _ = self.cancel.cancelled() => break Served::Shutdown,
-                c = self.commands.recv() => match c {
+                c = super::next(&mut self.commands) => match c {
                     // Already up: `up` has nothing to do.
                     Some(Command::Up) => {}
                     Some(c) => break Served::Command(c),

@@ -31,7 +31,17 @@ impl Pairtund {
 
     /// Starts `pairtund` on an explicit socket path.
     pub fn start_on(config: &std::path::Path, socket: &std::path::Path) -> Pairtund {
+        Self::start_with_env(config, socket, &[])
+    }
+
+    /// Starts `pairtund` with extra environment variables.
+    pub fn start_with_env(
+        config: &std::path::Path,
+        socket: &std::path::Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Pairtund {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pairtund"))
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .arg("--config")
             .arg(config)
             .arg("--socket")

@@ -5,5 +5,6 @@ mod binary;
 mod control;
 mod fixtures;
 mod harness;
+mod service;
 mod support;
 mod tunnels;

@@ -1,0 +1,127 @@
+//! Running under a service manager: a test that plays systemd (NOTIFY_SOCKET, watchdog) and
+//! checks the unit and plist files.
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::binary::Pairtund;
+use crate::harness::write_config;
+
+/// Collects sd_notify datagrams.
+struct Systemd {
+    socket: UnixDatagram,
+    seen: Vec<String>,
+}
+
+impl Systemd {
+    fn bind(path: &std::path::Path) -> Systemd {
+        let socket = UnixDatagram::bind(path).expect("bind NOTIFY_SOCKET");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Systemd {
+            socket,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a datagram containing `needle`; returns it.
+    fn expect(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        let mut buf = vec![0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.seen.push(message.clone());
+                if message.contains(needle) {
+                    return message;
+                }
+            }
+        }
+        panic!(
+            "no {needle:?} from pairtund within {within:?}; got {:?}",
+            self.seen
+        );
+    }
+}
+
+#[test]
+fn plays_systemd_ready_status_watchdog_reloading_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    // The relay is down (nothing listens on port 1): the unit must become ready anyway.
+    let config = write_config(
+        dir.path(),
+        "[defaults]\nagent_socket = \"\"\nbackoff = { initial = \"100ms\", max = \"500ms\" }\n\n\
+         [tunnels.down]\nhost = \"127.0.0.1\"\nport = 1\nuser = \"nobody\"\nlocal = [\"127.0.0.1:1:x:1\"]\n"
+            .replace("127.0.0.1:1:x:1", &format!("{}:localhost:22", crate::support::sshd::free_port()))
+            .as_str(),
+    );
+    let notify = dir.path().join("notify.sock");
+    let mut systemd = Systemd::bind(&notify);
+    let socket = dir.path().join("run").join("pairtund.sock");
+    let mut d = Pairtund::start_with_env(
+        &config,
+        &socket,
+        &[
+            ("NOTIFY_SOCKET", notify.as_os_str()),
+            ("WATCHDOG_USEC", "400000".as_ref()),
+        ],
+    );
+    let ready = systemd.expect("READY=1", Duration::from_secs(10));
+    // READY only once the control socket listens.
+    assert!(
+        std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        "READY before the socket listened"
+    );
+    assert!(ready.contains("STATUS=1 tunnels"), "{ready}");
+    systemd.expect("STATUS=1 tunnels: 1 backoff", Duration::from_secs(10));
+    systemd.expect("WATCHDOG=1", Duration::from_secs(5));
+    systemd.expect("WATCHDOG=1", Duration::from_secs(5));
+
+    d.signal(Signal::SIGHUP);
+    let reloading = systemd.expect("RELOADING=1", Duration::from_secs(5));
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    systemd.expect("READY=1", Duration::from_secs(5));
+
+    d.signal(Signal::SIGTERM);
+    systemd.expect("STOPPING=1", Duration::from_secs(5));
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn launchd_agent_plist_has_the_keys_a_per_user_agent_needs() {
+    let plist = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/launchd/dev.pairtun.pairtund.plist"
+    );
+    // Python's plistlib is the reference parser available on Linux CI.
+    let check = r#"
+import plistlib, sys
+p = plistlib.load(open(sys.argv[1], "rb"))
+assert p["Label"] == "dev.pairtun.pairtund", p["Label"]
+assert p["RunAtLoad"] is True
+assert p["KeepAlive"] == {"SuccessfulExit": False}, "restart on crash, not after a clean stop"
+assert isinstance(p["ThrottleInterval"], int) and p["ThrottleInterval"] >= 5
+args = p["ProgramArguments"]
+assert args[0].startswith("/") and args[0].endswith("/pairtund"), args
+for key in ("StandardErrorPath", "StandardOutPath"):
+    assert p[key].startswith("/") and "/Library/Logs/" in p[key], p[key]
+print("ok")
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", check, plist])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
