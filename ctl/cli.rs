@@ -14,7 +14,7 @@ pub const DEFAULT_WAIT: &str = "30s";
 
 /// Control pairtund, the daemon that keeps SSH tunnels up.
 #[derive(Debug, Parser)]
-#[command(name = "pairtunctl", version, about, propagate_version = true)]
+#[command(name = "pairtunctl", version, propagate_version = true)]
 pub struct Cli {
     /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
     #[arg(long, global = true, env = "PAIRTUN_SOCKET", value_name = "PATH")]
@@ -91,6 +91,50 @@ pub enum Command {
     Ping,
     /// Versions of pairtunctl, pairtund and the control protocol
     Version,
+    /// Install or remove pairtund as a user service (systemd user unit; launchd agent on macOS)
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
+    /// Print a shell completion script
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+        /// Which binary to complete
+        #[arg(long, value_enum, default_value = "pairtunctl")]
+        binary: Binary,
+    },
+    /// Write man pages for pairtund and pairtunctl into DIR
+    Man {
+        /// Output directory (e.g. ~/.local/share/man/man1)
+        dir: std::path::PathBuf,
+    },
+}
+
+/// `service` actions.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
+pub enum ServiceAction {
+    /// Write the unit (or plist) with this machine's paths, enable and start it
+    Install {
+        /// Print what would be written and run, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop, disable and remove it
+    Uninstall {
+        /// Print what would be run, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// The binaries completions can be generated for.
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum Binary {
+    /// The client.
+    Pairtunctl,
+    /// The daemon.
+    Pairtund,
 }
 
 /// `add`'s arguments, named like `ssh`'s options where ssh has one.

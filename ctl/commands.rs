@@ -4,15 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Serialize;
-
-use pairtun::control::{Client, ClientError};
-use pairtun::protocol::{PROTOCOL_VERSION, Request, Response, TunnelSpec};
+use pairtun::control::Client;
+use pairtun::protocol::{Request, Response, TunnelSpec};
 
 use crate::cli::{AddArgs, Command};
 use crate::failure::Failure;
 use crate::out::Out;
-use crate::{render, streams};
+use crate::{local, render, streams, version};
 
 /// What every command needs: where the daemon is and how to print.
 #[derive(Debug, Clone)]
@@ -42,6 +40,12 @@ impl Ctx {
 /// Runs one command.
 pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     match command {
+        Command::Service { action } => local::service(action),
+        Command::Completions { shell, binary } => {
+            local::completions(shell, binary);
+            Ok(())
+        }
+        Command::Man { dir } => local::man(&dir),
         Command::Status { name, watch: false } => status(ctx, name).await,
         Command::Status { name, watch: true } => streams::watch(ctx, name).await,
         Command::Up {
@@ -84,7 +88,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Reload => reload(ctx).await,
         Command::Logs { name, follow } => streams::logs(ctx, name, follow).await,
         Command::Ping => ping(ctx).await,
-        Command::Version => version(ctx).await,
+        Command::Version => version::version(ctx).await,
     }
 }
 
@@ -156,70 +160,6 @@ async fn ping(ctx: &Ctx) -> Result<(), Failure> {
         ))?),
         other => Err(Failure::unexpected(&other)),
     }
-}
-
-/// `version --json`: both sides; the daemon's fields are null when it cannot be asked.
-#[derive(Debug, Serialize)]
-struct Versions {
-    client: &'static str,
-    client_protocol: u32,
-    daemon: Option<String>,
-    daemon_protocol: Option<u32>,
-    /// Why the daemon's versions are missing.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    daemon_error: Option<String>,
-}
-
-/// The daemon's versions, or why they are unknown. A daemon speaking another protocol still
-/// told us its versions in the greeting, and those are exactly what the user wants to see.
-async fn daemon_versions(ctx: &Ctx) -> Result<(String, u32), String> {
-    let mut client = match Client::connect(&ctx.socket).await {
-        Ok(client) => client,
-        Err(ClientError::ProtocolMismatch { protocol, daemon }) => return Ok((daemon, protocol)),
-        Err(e) => return Err(Failure::from(e).message().unwrap_or_default()),
-    };
-    match client.request(&Request::Version {}).await {
-        Ok(Response::Version { daemon, protocol }) => Ok((daemon, protocol)),
-        Ok(Response::Error { message, .. }) => Err(message),
-        Ok(other) => Err(Failure::unexpected(&other).message().unwrap_or_default()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Always succeeds: the client's version is worth printing even with no daemon around.
-async fn version(ctx: &Ctx) -> Result<(), Failure> {
-    let client = env!("CARGO_PKG_VERSION");
-    let daemon = daemon_versions(ctx).await;
-    let out = &ctx.out;
-    if out.json {
-        let (daemon, daemon_protocol, daemon_error) = match daemon {
-            Ok((version, protocol)) => (Some(version), Some(protocol), None),
-            Err(e) => (None, None, Some(e)),
-        };
-        let versions = Versions {
-            client,
-            client_protocol: PROTOCOL_VERSION,
-            daemon,
-            daemon_protocol,
-            daemon_error,
-        };
-        return Ok(out.json_line(&versions)?);
-    }
-    out.line(&format!(
-        "pairtunctl {client} (control protocol {PROTOCOL_VERSION})"
-    ))?;
-    match daemon {
-        Ok((version, protocol)) => {
-            out.line(&format!(
-                "pairtund   {version} (control protocol {protocol})"
-            ))?;
-            if protocol != PROTOCOL_VERSION {
-                out.line("the protocols differ: use matching versions (restart pairtund after an upgrade)")?;
-            }
-        }
-        Err(e) => out.line(&format!("pairtund   unknown: {e}"))?,
-    }
-    Ok(())
 }
 
 #[cfg(test)]

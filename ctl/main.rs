@@ -8,9 +8,11 @@ mod failure;
 #[cfg(test)]
 mod fixtures;
 mod human;
+mod local;
 mod out;
 mod render;
 mod streams;
+mod version;
 
 use std::process::ExitCode;
 

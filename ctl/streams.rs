@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
-use tokio::time::{MissedTickBehavior, interval, timeout_at};
+use tokio::time::{MissedTickBehavior, interval_at, timeout_at};
 
 use pairtun::control::{ClientError, ResponseStream};
 use pairtun::protocol::Request;
@@ -44,7 +44,8 @@ async fn open(
 /// The end of a stream: `ok` succeeds, `error` fails, and a connection that breaks first fails.
 fn finish(ctx: &Ctx, reply: Option<Result<Response, ClientError>>) -> Result<(), Failure> {
     match reply {
-        Some(Ok(reply @ Response::Ok { .. })) if ctx.out.json => Ok(ctx.out.json_line(&reply)?),
+        // Not printed with --json: a stream's lines keep one shape, and the exit status
+        // already says it ended well.
         Some(Ok(Response::Ok { .. })) => Ok(()),
         Some(Ok(reply @ Response::Error { .. })) => Err(ctx.out.error_reply(&reply)),
         Some(Ok(other)) => Err(Failure::unexpected(&other)),
@@ -60,19 +61,25 @@ pub async fn watch(ctx: &Ctx, name: Option<String>) -> Result<(), Failure> {
     let mut replies = open(ctx, &Request::Watch { name }).await?;
     let out = ctx.out;
     let live = out.tty && !out.json;
-    let mut tick = interval(Duration::from_secs(1));
+    // The first tick a second from now: the first status is drawn as it arrives.
+    let second = Duration::from_secs(1);
+    let mut tick = interval_at(tokio::time::Instant::now() + second, second);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last: Option<(Vec<TunnelStatus>, Instant)> = None;
-    let mut drawn = 0u64;
+    let mut previous: Option<String> = None;
     loop {
         tokio::select! {
             reply = replies.recv() => match reply {
                 Some(Ok(Response::Status { tunnels })) if out.json => out.bytes(&render::status_json(&tunnels))?,
                 Some(Ok(Response::Status { tunnels })) => {
-                    let separator = if live { CLEAR } else if drawn > 0 { "\n" } else { "" };
                     let table = render::table(&tunnels, SystemTime::now(), out.colour);
-                    out.text(&format!("{separator}{table}"))?;
-                    drawn += 1;
+                    // A change that does not show (a counter below the table's precision)
+                    // would only repeat the table in a log file.
+                    if live || previous.as_deref() != Some(table.as_str()) {
+                        let gap = if live { CLEAR } else if previous.is_some() { "\n" } else { "" };
+                        out.text(&format!("{gap}{table}"))?;
+                    }
+                    previous = Some(table);
                     last = Some((tunnels, Instant::now()));
                 }
                 end => return finish(ctx, end),
@@ -107,48 +114,48 @@ fn progress_key(t: &TunnelStatus) -> (TunnelState, Option<u32>, Vec<Option<Strin
 /// fails (the daemon's error, exit 1) or `timeout` passes (exit 1, naming the last state).
 pub async fn up_wait(ctx: &Ctx, name: String, timeout: Duration) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut replies = open(
-        ctx,
-        &Request::Up {
-            name: name.clone(),
-            wait: true,
-        },
-    )
-    .await?;
+    let request = Request::Up {
+        name: name.clone(),
+        wait: true,
+    };
+    let mut replies = open(ctx, &request).await?;
     let out = ctx.out;
-    let mut last: Option<TunnelStatus> = None;
+    let mut last: Option<(TunnelStatus, Instant)> = None;
     loop {
         let Ok(reply) = timeout_at(deadline, replies.recv()).await else {
-            let state = last
-                .as_ref()
-                .map_or_else(|| "unknown".to_owned(), human::state_line);
-            let waited = humantime::format_duration(timeout);
-            return Err(Failure::Request(format!(
-                "{name}: not up within {waited}; last state: {state}"
-            )));
+            let (waited, state) = (humantime::format_duration(timeout), last_state(&last));
+            let message = format!("{name}: not up within {waited}; last state: {state}");
+            return Err(Failure::Request(message));
         };
         let status = match reply {
             Some(Ok(Response::Status { tunnels })) => tunnels.into_iter().find(|t| t.name == name),
-            Some(Ok(Response::Ok { .. })) if !is_up(last.as_ref()) => {
+            Some(Ok(Response::Ok { .. })) if !is_up(last.as_ref().map(|(t, _)| t)) => {
                 // The daemon also ends the stream with `ok` when it stops waiting for its own
                 // reasons (the tunnel was dropped, its wait limit passed): not proof of `up`.
-                let state = last
-                    .as_ref()
-                    .map_or_else(|| "unknown".to_owned(), human::state_line);
-                return Err(Failure::Request(format!(
-                    "{name}: pairtund stopped waiting before the tunnel came up; last state: {state}"
-                )));
+                let state = last_state(&last);
+                let message = format!("{name}: pairtund stopped waiting; last state: {state}");
+                return Err(Failure::Request(message));
             }
             end => return finish(ctx, end),
         };
         let Some(status) = status else { continue };
         if out.json {
             out.bytes(&render::status_json(std::slice::from_ref(&status)))?;
-        } else if last.as_ref().map(progress_key) != Some(progress_key(&status)) {
+        } else if last.as_ref().map(|(t, _)| progress_key(t)) != Some(progress_key(&status)) {
             out.line(&format!("{name}: {}", human::state_line(&status)))?;
         }
-        last = Some(status);
+        last = Some((status, Instant::now()));
     }
+}
+
+/// The last state seen, its countdown as it stands now rather than when it arrived.
+fn last_state(last: &Option<(TunnelStatus, Instant)>) -> String {
+    let Some((status, received)) = last else {
+        return "unknown".to_owned();
+    };
+    let aged = counted_down(std::slice::from_ref(status), received.elapsed());
+    aged.first()
+        .map_or_else(|| "unknown".to_owned(), human::state_line)
 }
 
 /// Whether the last status seen shows a connected tunnel. `degraded` counts: the daemon

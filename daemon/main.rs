@@ -16,22 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use pairtun::config::{self, Env};
 use pairtun::control::{server, socket};
-use pairtun::daemon::{ControlHandler, Daemon};
-
-/// Keep SSH port forwards for pair programming up all day.
-#[derive(Debug, Parser)]
-#[command(name = "pairtund", version, about)]
-struct Args {
-    /// Configuration file [default: $XDG_CONFIG_HOME/pairtun/config.toml]
-    #[arg(long, env = "PAIRTUN_CONFIG", value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
-    #[arg(long, env = "PAIRTUN_SOCKET", value_name = "PATH")]
-    socket: Option<PathBuf>,
-}
+use pairtun::daemon::{ControlHandler, Daemon, DaemonArgs};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = DaemonArgs::parse();
     pairtun::logging::init();
     let env = Env::from_process();
     let path = args.config.unwrap_or_else(|| config::default_path(&env));

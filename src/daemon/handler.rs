@@ -157,12 +157,22 @@ fn wait_stream(daemon: Arc<Daemon>, name: String) -> Reply {
                     _ => {}
                 }
                 tokio::select! {
-                    c = rx.changed() => if c.is_err() { return },
+                    c = rx.changed() => if c.is_err() {
+                        let gone = format!("tunnel `{name}` was stopped or dropped while waiting");
+                        return drop(out.send(Response::error(ErrorKind::UnknownTunnel, gone)).await);
+                    },
                     _ = out.closed() => return,
                 }
             }
         });
-        let _ = waited.await;
+        if waited.await.is_err() {
+            let _ = out
+                .send(Response::error(
+                    ErrorKind::Timeout,
+                    format!("`{name}` not up within {WAIT_LIMIT:?}"),
+                ))
+                .await;
+        }
     });
     Reply::Stream(reply)
 }

@@ -2,6 +2,7 @@
 //! for (status, up/down, add/drop, reload). State lives behind a short-held lock that is never
 //! held across an `.await`; stopping a tunnel happens after it has been taken out.
 
+mod args;
 mod diff;
 mod events;
 mod handler;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, watch};
 
+pub use args::DaemonArgs;
 pub use diff::{Diff, diff};
 pub use events::{EventLayer, EventLog};
 pub use handler::ControlHandler;

@@ -103,6 +103,11 @@ impl Supervisor {
         let mut enabled = self.config.autostart;
         loop {
             if !enabled {
+                // Listeners are closed and there is no session: nothing is established.
+                self.reporter
+                    .set_forwards(ForwardKind::Local, ForwardState::Pending);
+                self.reporter
+                    .set_forwards(ForwardKind::Remote, ForwardState::Pending);
                 self.reporter.set_state(TunnelState::Stopped, 0, None, None);
                 match self.next_command().await {
                     None => return,

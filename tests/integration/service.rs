@@ -125,3 +125,81 @@ print("ok")
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn service_install_writes_the_unit_with_real_paths_and_enables_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let calls = dir.path().join("systemctl.calls");
+    // A stand-in systemctl that records its arguments: no real user manager is touched.
+    let fake = bin.join("systemctl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", calls.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config_home = dir.path().join("config");
+    let ctl = |action: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pairtunctl"));
+        cmd.args(["service", action])
+            .env("PATH", &path)
+            .env("XDG_CONFIG_HOME", &config_home);
+        crate::support::process::run_with_timeout(&mut cmd, Duration::from_secs(20))
+    };
+
+    let out = ctl("install");
+    assert!(out.status.success(), "{out:?}");
+    let unit = std::fs::read_to_string(config_home.join("systemd/user/pairtund.service")).unwrap();
+    let daemon = std::fs::canonicalize(env!("CARGO_BIN_EXE_pairtund")).unwrap();
+    assert!(
+        unit.contains(&format!("\nExecStart={}\n", daemon.display())),
+        "{unit}"
+    );
+    let recorded = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        recorded.contains("--user daemon-reload")
+            && recorded.contains("--user enable --now pairtund.service"),
+        "{recorded}"
+    );
+
+    let out = ctl("uninstall");
+    assert!(out.status.success(), "{out:?}");
+    assert!(!config_home.join("systemd/user/pairtund.service").exists());
+    assert!(
+        std::fs::read_to_string(&calls)
+            .unwrap()
+            .contains("--user disable --now pairtund.service")
+    );
+}
+
+#[test]
+fn man_pages_and_completions_come_from_the_clap_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pairtunctl"));
+        cmd.args(args);
+        crate::support::process::run_with_timeout(&mut cmd, Duration::from_secs(20))
+    };
+    assert!(run(&["man", dir.path().to_str().unwrap()]).status.success());
+    for page in ["pairtund.1", "pairtunctl.1", "pairtunctl-status.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page} is not a man page");
+    }
+    assert!(
+        std::fs::read_to_string(dir.path().join("pairtund.1"))
+            .unwrap()
+            .contains("socket")
+    );
+    let bash = run(&["completions", "bash"]);
+    assert!(String::from_utf8_lossy(&bash.stdout).contains("_pairtunctl()"));
+    let zsh = run(&["completions", "zsh", "--binary", "pairtund"]);
+    assert!(String::from_utf8_lossy(&zsh.stdout).contains("#compdef pairtund"));
+}

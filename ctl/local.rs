@@ -1,0 +1,265 @@
+//! Commands that need no daemon: installing the user service, shell completions, man pages.
+//! The service files are the repository's own (`systemd/`, `launchd/`), with real paths filled in.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use clap::CommandFactory;
+
+use crate::cli::{Binary, Cli, ServiceAction};
+use crate::failure::Failure;
+
+const UNIT: &str = include_str!("../systemd/pairtund.service");
+const PLIST: &str = include_str!("../launchd/dev.pairtun.pairtund.plist");
+const LABEL: &str = "dev.pairtun.pairtund";
+
+/// The systemd unit with `ExecStart` pointing at `pairtund`.
+pub fn unit_text(pairtund: &Path) -> String {
+    let exec = pairtund.display().to_string();
+    // systemd splits ExecStart on spaces unless the path is quoted.
+    let exec = if exec.contains(char::is_whitespace) {
+        format!("\"{exec}\"")
+    } else {
+        exec
+    };
+    UNIT.lines()
+        .map(|line| {
+            if line.starts_with("ExecStart=") {
+                format!("ExecStart={exec}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// The launchd plist with the real binary and home paths (launchd expands neither `~` nor `$HOME`).
+pub fn plist_text(pairtund: &Path, home: &Path) -> String {
+    PLIST
+        .replace(
+            "/Users/USER/.cargo/bin/pairtund",
+            &xml_escape(&pairtund.display().to_string()),
+        )
+        .replace("/Users/USER", &xml_escape(&home.display().to_string()))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `pairtund` installed next to this `pairtunctl`.
+fn pairtund_path() -> Result<PathBuf, Failure> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::Request(format!("cannot locate pairtunctl: {e}")))?;
+    let daemon = exe.with_file_name("pairtund");
+    if !daemon.is_file() {
+        return Err(Failure::Request(format!(
+            "pairtund not found at {} (next to pairtunctl); install both with `cargo install --path .`",
+            daemon.display()
+        )));
+    }
+    Ok(std::fs::canonicalize(&daemon).unwrap_or(daemon))
+}
+
+fn home() -> Result<PathBuf, Failure> {
+    pairtun::config::Env::from_process()
+        .home
+        .canonicalize()
+        .map_err(|e| Failure::Request(format!("cannot find your home directory: {e}")))
+}
+
+/// `pairtunctl service install|uninstall`.
+pub fn service(action: ServiceAction) -> Result<(), Failure> {
+    let pairtund = pairtund_path()?;
+    if cfg!(target_os = "macos") {
+        launchd(action, &pairtund)
+    } else {
+        systemd(action, &pairtund)
+    }
+}
+
+fn systemd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .map_or_else(|| home().map(|h| h.join(".config")), Ok)?;
+    let unit = config_home.join("systemd/user/pairtund.service");
+    match action {
+        ServiceAction::Install { dry_run } => {
+            let text = unit_text(pairtund);
+            if dry_run {
+                println!(
+                    "# would write {}\n{text}# then: systemctl --user daemon-reload && systemctl --user enable --now pairtund.service",
+                    unit.display()
+                );
+                return Ok(());
+            }
+            write(&unit, &text)?;
+            run("systemctl", &["--user", "daemon-reload"])?;
+            run(
+                "systemctl",
+                &["--user", "enable", "--now", "pairtund.service"],
+            )?;
+            println!(
+                "installed {} and started pairtund (systemctl --user status pairtund)",
+                unit.display()
+            );
+        }
+        ServiceAction::Uninstall { dry_run } => {
+            if dry_run {
+                println!(
+                    "# would run: systemctl --user disable --now pairtund.service\n# then remove {}",
+                    unit.display()
+                );
+                return Ok(());
+            }
+            // Disabling a unit that is already gone is not an error worth stopping for.
+            let _ = run(
+                "systemctl",
+                &["--user", "disable", "--now", "pairtund.service"],
+            );
+            remove(&unit)?;
+            run("systemctl", &["--user", "daemon-reload"])?;
+            println!("stopped pairtund and removed {}", unit.display());
+        }
+    }
+    Ok(())
+}
+
+fn launchd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
+    let home = home()?;
+    let plist = home
+        .join("Library/LaunchAgents")
+        .join(format!("{LABEL}.plist"));
+    let domain = format!("gui/{}", nix::unistd::getuid());
+    match action {
+        ServiceAction::Install { dry_run } => {
+            let text = plist_text(pairtund, &home);
+            if dry_run {
+                println!(
+                    "# would write {}\n{text}# then: launchctl bootstrap {domain} {}",
+                    plist.display(),
+                    plist.display()
+                );
+                return Ok(());
+            }
+            std::fs::create_dir_all(home.join("Library/Logs"))
+                .map_err(io("create ~/Library/Logs"))?;
+            write(&plist, &text)?;
+            run(
+                "launchctl",
+                &["bootstrap", &domain, &plist.display().to_string()],
+            )?;
+            println!("installed {} and started pairtund", plist.display());
+        }
+        ServiceAction::Uninstall { dry_run } => {
+            if dry_run {
+                println!(
+                    "# would run: launchctl bootout {domain}/{LABEL}\n# then remove {}",
+                    plist.display()
+                );
+                return Ok(());
+            }
+            let _ = run("launchctl", &["bootout", &format!("{domain}/{LABEL}")]);
+            remove(&plist)?;
+            println!("stopped pairtund and removed {}", plist.display());
+        }
+    }
+    Ok(())
+}
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> Failure {
+    move |e| Failure::Request(format!("cannot {what}: {e}"))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Failure> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::Request(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(path, text)
+        .map_err(|e| Failure::Request(format!("cannot write {}: {e}", path.display())))
+}
+
+fn remove(path: &Path) -> Result<(), Failure> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Failure::Request(format!(
+            "cannot remove {}: {e}",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), Failure> {
+    let shown = format!("{program} {}", args.join(" "));
+    let out = Process::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| Failure::Request(format!("cannot run `{shown}`: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let hint = if program == "systemctl" {
+        " (is a user manager running? `loginctl enable-linger $USER` starts one without a login)"
+    } else {
+        ""
+    };
+    Err(Failure::Request(format!(
+        "`{shown}` failed: {}{hint}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+/// `pairtunctl completions SHELL [--binary B]`: the completion script on stdout.
+pub fn completions(shell: clap_complete::Shell, binary: Binary) {
+    let (mut command, name) = match binary {
+        Binary::Pairtunctl => (Cli::command(), "pairtunctl"),
+        Binary::Pairtund => (pairtun::daemon::DaemonArgs::command(), "pairtund"),
+    };
+    clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+}
+
+/// `pairtunctl man DIR`: man pages for both binaries (and each pairtunctl subcommand).
+pub fn man(dir: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::Request(format!("cannot create {}: {e}", dir.display())))?;
+    for command in [Cli::command(), pairtun::daemon::DaemonArgs::command()] {
+        clap_mangen::generate_to(command, dir).map_err(|e| {
+            Failure::Request(format!("cannot write man pages to {}: {e}", dir.display()))
+        })?;
+    }
+    println!("man pages written to {}", dir.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_points_at_the_real_binary() {
+        let text = unit_text(Path::new("/opt/my tools/pairtund"));
+        assert!(
+            text.contains("\nExecStart=\"/opt/my tools/pairtund\"\n"),
+            "{text}"
+        );
+        assert!(text.contains("Type=notify") && text.contains("ExecReload="));
+        assert_eq!(text.matches("ExecStart=").count(), 1);
+    }
+
+    #[test]
+    fn plist_has_absolute_paths_only() {
+        let text = plist_text(
+            Path::new("/Users/jane/.cargo/bin/pairtund"),
+            Path::new("/Users/jane"),
+        );
+        assert!(text.contains("<string>/Users/jane/.cargo/bin/pairtund</string>"));
+        assert!(text.contains("/Users/jane/Library/Logs/pairtund.log"));
+        assert!(!text.contains("USER/"), "{text}");
+    }
+}

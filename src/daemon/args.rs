@@ -1,0 +1,19 @@
+//! `pairtund`'s command line, in the library so `pairtunctl man` and `completions` can render
+//! it from the same definition the binary parses.
+
+use std::path::PathBuf;
+
+/// Keep SSH port forwards for pair programming up all day.
+///
+/// Runs in the foreground (service managers expect that); SIGTERM/SIGINT stop it gracefully,
+/// SIGHUP reloads the config file. Control it with pairtunctl.
+#[derive(Debug, clap::Parser)]
+#[command(name = "pairtund", version, about)]
+pub struct DaemonArgs {
+    /// Configuration file [default: $XDG_CONFIG_HOME/pairtun/config.toml]
+    #[arg(long, env = "PAIRTUN_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
+    #[arg(long, env = "PAIRTUN_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
