@@ -195,3 +195,40 @@ impl Relay {
 pub fn local_spec(port: u16, target: u16) -> String {
     format!("{port}:127.0.0.1:{target}")
 }
+
+/// A relay, an echo server, and a daemon holding tunnel `name` with `-L port → echo`, up.
+pub struct EchoTunnel {
+    /// The relay.
+    pub relay: Relay,
+    /// Where the tunnel leads (held so it runs as long as the tunnel).
+    _echo: crate::support::echo::EchoServer,
+    /// The local forward's port.
+    pub port: u16,
+    /// The daemon.
+    pub daemon: Daemon,
+}
+
+impl EchoTunnel {
+    /// Starts it all and waits for `up`; `None` (test skipped) without sshd.
+    pub async fn start(name: &str) -> Option<EchoTunnel> {
+        let relay = Relay::start(&[])?;
+        let echo = crate::support::echo::EchoServer::start();
+        let port = sshd::free_port();
+        let daemon = start_daemon(
+            relay.dir.path(),
+            &relay.tunnel(name, vec![local_spec(port, echo.port())], vec![]),
+        );
+        wait_up(&daemon, name, Duration::from_secs(20)).await;
+        Some(EchoTunnel {
+            relay,
+            _echo: echo,
+            port,
+            daemon,
+        })
+    }
+
+    /// The local forward's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}

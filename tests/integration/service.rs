@@ -203,3 +203,120 @@ fn man_pages_and_completions_come_from_the_clap_definitions() {
     let zsh = run(&["completions", "zsh", "--binary", "pairtund"]);
     assert!(String::from_utf8_lossy(&zsh.stdout).contains("#compdef pairtund"));
 }
+
+/// Under systemd, stderr is the journal: pairtund must send structured entries (TUNNEL=,
+/// STATE=, ERROR_CLASS=) instead of text. The test plays journald: in a private mount
+/// namespace its own directory is `/run/systemd`, so `/run/systemd/journal/socket` is a
+/// datagram socket the test owns; JOURNAL_STREAM names the stderr pipe given to the daemon.
+#[test]
+fn under_systemd_logs_go_to_the_journal_with_fields() {
+    if !nix::unistd::geteuid().is_root()
+        || std::process::Command::new("unshare")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipping: needs root and unshare for a private /run/systemd");
+        return;
+    }
+    use std::os::fd::AsFd;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("journal")).unwrap();
+    let journal = UnixDatagram::bind(dir.path().join("journal/socket")).unwrap();
+    journal
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[tunnels.down]\nhost = \"127.0.0.1\"\nport = 1\nuser = \"nobody\"\nagent_socket = \"\"\nlocal = [\"{}:localhost:22\"]\n",
+            crate::support::sshd::free_port()
+        ),
+    );
+    let (reader, writer) = std::io::pipe().unwrap();
+    let stat = nix::sys::stat::fstat(reader.as_fd()).unwrap();
+    let mut child = std::process::Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" /run/systemd && exec \"$2\" --config \"$3\" --socket \"$4\"",
+            "sh",
+        ])
+        .arg(dir.path())
+        .arg(env!("CARGO_BIN_EXE_pairtund"))
+        .arg(&config)
+        .arg(dir.path().join("run").join("pairtund.sock"))
+        .env("JOURNAL_STREAM", format!("{}:{}", stat.st_dev, stat.st_ino))
+        .stderr(writer)
+        .spawn()
+        .expect("unshare");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = vec![0u8; 65536];
+    let mut entries = Vec::new();
+    let found = loop {
+        if Instant::now() > deadline {
+            break None;
+        }
+        if let Ok(n) = journal.recv(&mut buf) {
+            let entry = journal_fields(&buf[..n]);
+            let field = |k: &str| {
+                entry
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.as_str())
+            };
+            if field("TUNNEL") == Some("down") && field("STATE") == Some("backoff") {
+                break Some(entry);
+            }
+            entries.push(entry);
+        }
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let mut stderr = String::new();
+    let _ = std::io::Read::read_to_string(&mut { reader }, &mut stderr);
+    let entry = found.unwrap_or_else(|| {
+        panic!("no TUNNEL=down STATE=backoff entry; got {entries:?}\nstderr: {stderr}")
+    });
+    let has = |k: &str, v: &str| entry.iter().any(|(key, value)| key == k && value == v);
+    assert!(has("ERROR_CLASS", "network"), "{entry:?}");
+    assert!(has("PRIORITY", "4"), "a backoff is a warning: {entry:?}");
+    assert!(has("SYSLOG_IDENTIFIER", "pairtund"), "{entry:?}");
+    assert!(
+        stderr.is_empty(),
+        "logs went to stderr instead of the journal: {stderr}"
+    );
+}
+
+/// Decodes journald's native datagram format: `KEY=value\n`, or for values that may contain
+/// newlines `KEY\n` + 64-bit little-endian length + value + `\n`.
+fn journal_fields(mut data: &[u8]) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    while let Some(end) = data.iter().position(|b| *b == b'\n' || *b == b'=') {
+        let key = String::from_utf8_lossy(&data[..end]).into_owned();
+        if data[end] == b'=' {
+            let rest = &data[end + 1..];
+            let stop = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+            fields.push((key, String::from_utf8_lossy(&rest[..stop]).into_owned()));
+            data = rest.get(stop + 1..).unwrap_or_default();
+        } else {
+            let rest = &data[end + 1..];
+            let Some(len) = rest
+                .get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
+            else {
+                break;
+            };
+            let Some(value) = rest.get(8..8 + len) else {
+                break;
+            };
+            fields.push((key, String::from_utf8_lossy(value).into_owned()));
+            data = rest.get(8 + len + 1..).unwrap_or_default();
+        }
+    }
+    fields
+}

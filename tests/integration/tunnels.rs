@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use pairtun::error::ErrorClass;
 use pairtun::tunnel::{Command, ForwardState, TunnelState};
 
-use crate::harness::{Relay, TunnelToml, local_spec, start_daemon, wait_for, wait_up};
+use crate::harness::{EchoTunnel, Relay, TunnelToml, local_spec, start_daemon, wait_for, wait_up};
 use crate::support::echo::{EchoServer, roundtrip, transfer_and_verify};
 use crate::support::keys::{KeyKind, KeyPair};
 use crate::support::proxy::ChaosProxy;
@@ -18,27 +18,20 @@ const BULK: usize = 64 * 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_forward_carries_64_mib_each_way_intact() {
-    let Some(relay) = Relay::start(&[]) else {
+    let Some(t) = EchoTunnel::start("l").await else {
         return;
     };
-    let echo = EchoServer::start();
-    let port = free_port();
-    let daemon = start_daemon(
-        relay.dir.path(),
-        &relay.tunnel("l", vec![local_spec(port, echo.port())], vec![]),
-    );
-    wait_up(&daemon, "l", UP_WITHIN).await;
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = t.addr();
     tokio::task::spawn_blocking(move || transfer_and_verify(addr, BULK, 7))
         .await
         .unwrap()
         .expect("64 MiB through -L");
-    let status = daemon.status(Some("l")).unwrap().remove(0);
+    let status = t.daemon.status(Some("l")).unwrap().remove(0);
     assert!(
         status.bytes_out >= BULK as u64 && status.bytes_in >= BULK as u64,
         "{status:?}"
     );
-    daemon.shutdown().await;
+    t.daemon.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,27 +102,20 @@ async fn seed_scenario_ssh_login_through_both_daemons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sshd_restart_brings_the_tunnel_back() {
-    let Some(mut relay) = Relay::start(&[]) else {
+    let Some(mut t) = EchoTunnel::start("l").await else {
         return;
     };
-    let echo = EchoServer::start();
-    let port = free_port();
-    let daemon = start_daemon(
-        relay.dir.path(),
-        &relay.tunnel("l", vec![local_spec(port, echo.port())], vec![]),
-    );
-    wait_up(&daemon, "l", UP_WITHIN).await;
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = t.addr();
     roundtrip(addr, b"before", Duration::from_secs(5)).expect("traffic before restart");
 
-    relay.sshd.restart();
-    let p = wait_for(&daemon, "l", UP_WITHIN, "up on a second session", |p| {
+    t.relay.sshd.restart();
+    let p = wait_for(&t.daemon, "l", UP_WITHIN, "up on a second session", |p| {
         p.state == TunnelState::Up && p.session >= 2
     })
     .await;
     assert_eq!(p.last_error.map(|e| e.class), Some(ErrorClass::Network));
     roundtrip(addr, b"after", Duration::from_secs(5)).expect("traffic after restart");
-    daemon.shutdown().await;
+    t.daemon.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,30 +310,23 @@ async fn busy_remote_port_degrades_only_that_forward() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_closes_the_listener_and_up_reconnects() {
-    let Some(relay) = Relay::start(&[]) else {
+    let Some(t) = EchoTunnel::start("ud").await else {
         return;
     };
-    let echo = EchoServer::start();
-    let port = free_port();
-    let daemon = start_daemon(
-        relay.dir.path(),
-        &relay.tunnel("ud", vec![local_spec(port, echo.port())], vec![]),
-    );
-    wait_up(&daemon, "ud", UP_WITHIN).await;
-    daemon.command("ud", Command::Down).await.expect("down");
-    wait_for(&daemon, "ud", UP_WITHIN, "stopped", |p| {
+    t.daemon.command("ud", Command::Down).await.expect("down");
+    wait_for(&t.daemon, "ud", UP_WITHIN, "stopped", |p| {
         p.state == TunnelState::Stopped
     })
     .await;
     crate::support::wait::until("listener closed", Duration::from_secs(5), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        std::net::TcpStream::connect(("127.0.0.1", t.port)).is_err()
     });
-    daemon.command("ud", Command::Up).await.expect("up");
-    wait_for(&daemon, "ud", UP_WITHIN, "up again", |p| {
+    t.daemon.command("ud", Command::Up).await.expect("up");
+    wait_for(&t.daemon, "ud", UP_WITHIN, "up again", |p| {
         p.state == TunnelState::Up && p.session == 2
     })
     .await;
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = t.addr();
     roundtrip(addr, b"back", Duration::from_secs(5)).expect("traffic after up");
-    daemon.shutdown().await;
+    t.daemon.shutdown().await;
 }
