@@ -142,6 +142,8 @@ pub struct Timing {
     pub keepalive_count: u32,
     /// Budget for DNS + TCP + key exchange + auth + every forward set up.
     pub connect_timeout: Duration,
+    /// How long a local connection accepted between sessions waits for the next one.
+    pub connection_hold: Duration,
     /// Reconnect backoff.
     pub backoff: BackoffConfig,
 }

@@ -18,6 +18,9 @@ use super::values::{
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_COUNT: u32 = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Long enough to ride out a typical reconnect, short enough that a client gives up on a
+/// relay that is really gone instead of hanging.
+const CONNECTION_HOLD: Duration = Duration::from_secs(30);
 const BACKOFF: BackoffConfig = BackoffConfig {
     initial: Duration::from_secs(1),
     max: Duration::from_secs(60),
@@ -44,6 +47,7 @@ pub(crate) struct Settings {
     keepalive_interval: Option<Duration>,
     keepalive_count: Option<u32>,
     connect_timeout: Option<Duration>,
+    connection_hold: Option<Duration>,
     backoff_initial: Option<At<Duration>>,
     backoff_max: Option<At<Duration>>,
     backoff_multiplier: Option<f64>,
@@ -104,6 +108,10 @@ impl Settings {
                 .connect_timeout
                 .map(|d| positive_duration(d, "connect_timeout"))
                 .transpose()?,
+            connection_hold: raw
+                .connection_hold
+                .map(|d| positive_duration(d, "connection_hold"))
+                .transpose()?,
             backoff_initial: duration_at(
                 backoff.and_then(|b| b.initial.as_ref()),
                 "backoff initial",
@@ -136,6 +144,7 @@ impl Settings {
             keepalive_interval: self.keepalive_interval.or(f.keepalive_interval),
             keepalive_count: self.keepalive_count.or(f.keepalive_count),
             connect_timeout: self.connect_timeout.or(f.connect_timeout),
+            connection_hold: self.connection_hold.or(f.connection_hold),
             backoff_initial: self.backoff_initial.or(f.backoff_initial),
             backoff_max: self.backoff_max.or(f.backoff_max),
             backoff_multiplier: self.backoff_multiplier.or(f.backoff_multiplier),
@@ -166,6 +175,7 @@ impl Settings {
             keepalive_interval: self.keepalive_interval.unwrap_or(KEEPALIVE_INTERVAL),
             keepalive_count: self.keepalive_count.unwrap_or(KEEPALIVE_COUNT),
             connect_timeout: self.connect_timeout.unwrap_or(CONNECT_TIMEOUT),
+            connection_hold: self.connection_hold.unwrap_or(CONNECTION_HOLD),
             backoff: BackoffConfig {
                 initial,
                 max,

@@ -18,8 +18,6 @@ use super::state::{ForwardState, Reporter};
 use crate::config::{LocalForward, LocalListen, Target};
 use crate::net::LocalStream;
 
-/// How long one connection waits for a session when the tunnel is between sessions.
-const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the relay may take to confirm a channel (it connects to the target first, and an
 /// unreachable target can otherwise block for minutes: russh #329).
 const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -40,6 +38,9 @@ pub struct ListenerContext {
     pub tasks: TaskTracker,
     /// Ends every connection (tunnel disabled, or grace period over).
     pub stop: CancellationToken,
+    /// How long a connection accepted between sessions waits for the next one
+    /// (`connection_hold`).
+    pub hold: Duration,
 }
 
 /// Serves forward `index` until the task is aborted (which closes the listener; connections
@@ -97,14 +98,15 @@ async fn handle(
         s.as_ref()
             .is_some_and(|live| !live.shared.ended.is_cancelled())
     });
-    let live = match tokio::time::timeout(HOLD_TIMEOUT, waiting).await {
+    let hold = ctx.hold;
+    let live = match tokio::time::timeout(hold, waiting).await {
         Ok(Ok(live)) => match live.clone() {
             Some(live) => live,
             None => return,
         },
         Ok(Err(_)) => return, // tunnel stopping
         Err(_) => {
-            tracing::warn!(forward = %forward.spec, %peer, "no session within {HOLD_TIMEOUT:?}; closing connection");
+            tracing::warn!(forward = %forward.spec, %peer, "no session within connection_hold ({hold:?}); closing connection");
             return;
         }
     };
@@ -133,10 +135,19 @@ async fn handle(
     let _live_conn = ConnectionGuard::new(ctx.counters.clone());
     tokio::select! {
         _ = live.shared.ended.cancelled() => {}
-        r = pump(stream, channel.into_stream(), &ctx.counters) => {
-            if let Err(e) = r {
-                tracing::debug!(forward = %forward.spec, %peer, error = %e, "connection ended");
+        r = pump(stream, channel.into_stream(), &ctx.counters) => match r {
+            // A cut is our decision, not a peer's: say so where the user looks (log and
+            // status). The tunnel stays up: only this connection was sacrificed.
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                tracing::warn!(forward = %forward.spec, %peer, error = %e, "stalled connection cut");
+                ctx.reporter.set_forward(
+                    index,
+                    ForwardState::Up,
+                    Some(format!("connection from {peer}: {e}")),
+                );
             }
+            Err(e) => tracing::debug!(forward = %forward.spec, %peer, error = %e, "connection ended"),
+            Ok(()) => {}
         }
     }
 }

@@ -154,6 +154,7 @@ impl Supervisor {
             counters: self.counters.clone(),
             tasks: listeners.tasks.clone(),
             stop: listeners.stop.clone(),
+            hold: self.config.timing.connection_hold,
         };
         for (index, forward) in self.config.local.iter().enumerate() {
             listeners

@@ -232,3 +232,39 @@ impl EchoTunnel {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 }
+
+/// Every state a tunnel publishes from now on, for "never left `up`" checks. A watch channel
+/// keeps only the latest value, so a change undone before this task runs can be missed; state
+/// changes that matter (a lost session, a refused forward) last far longer than that.
+pub struct StateLog {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Published>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StateLog {
+    /// Starts recording tunnel `name`'s states, the current one first.
+    pub fn record(daemon: &Daemon, name: &str) -> StateLog {
+        let mut rx = daemon.watch(Some(name)).expect("tunnel exists").remove(0);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![rx.borrow_and_update().clone()]));
+        let sink = seen.clone();
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let p = rx.borrow_and_update().clone();
+                sink.lock().unwrap().push(p);
+            }
+        });
+        StateLog { seen, task }
+    }
+
+    /// Stops recording and returns what was seen, oldest first.
+    pub fn stop(&self) -> Vec<Published> {
+        self.task.abort();
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+impl Drop for StateLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

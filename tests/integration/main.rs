@@ -5,6 +5,7 @@ mod binary;
 mod control;
 mod fixtures;
 mod harness;
+mod resilience;
 mod service;
 mod support;
 mod tunnels;

@@ -35,6 +35,18 @@ pub(super) const CASES: &[(&str, usize, usize, &str)] = &[
         19,
         "invalid duration \"1d\" for connect_timeout",
     ),
+    (
+        "[defaults]\nconnection_hold = \"0s\"\n",
+        2,
+        19,
+        "connection_hold must be greater than 0s",
+    ),
+    (
+        "[tunnels.t]\nhost = \"h\"\nlocal = [\"1:x:2\"]\nconnection_hold = \"forever\"\n",
+        4,
+        19,
+        "invalid duration \"forever\" for connection_hold",
+    ),
     // keepalive_count
     (
         "[defaults]\nkeepalive_count = 0\n",

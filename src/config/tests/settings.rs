@@ -35,6 +35,7 @@ fn built_in_defaults() {
         keepalive_interval: secs(15),
         keepalive_count: 3,
         connect_timeout: secs(20),
+        connection_hold: secs(30),
         backoff: BackoffConfig {
             initial: secs(1),
             max: secs(60),
@@ -61,6 +62,7 @@ autostart = false
 keepalive_interval = "250ms"
 keepalive_count = 100
 connect_timeout = "1m30s"
+connection_hold = "2m"
 backoff = { initial = "2s", max = "1h", multiplier = 1.0, jitter = 0.0 }
 host_key_policy = "accept-new"
 known_hosts = "$KEYS/known_hosts"
@@ -84,6 +86,7 @@ agent_socket = "~/agent.sock"
     assert_eq!(t.timing.keepalive_interval, Duration::from_millis(250));
     assert_eq!(t.timing.keepalive_count, 100);
     assert_eq!(t.timing.connect_timeout, secs(90));
+    assert_eq!(t.timing.connection_hold, secs(120));
     assert_eq!(
         t.timing.backoff,
         BackoffConfig {
@@ -111,6 +114,7 @@ identity_files = ["/k/one"]
 keepalive_interval = "5s"
 keepalive_count = 1
 connect_timeout = "3s"
+connection_hold = "45s"
 backoff = {{ initial = "500ms", max = "10s", multiplier = 3, jitter = 0.5 }}
 host_key_policy = "accept-new"
 known_hosts = "/etc/kh"
@@ -133,6 +137,7 @@ shutdown_grace = "0s"
             keepalive_interval: secs(5),
             keepalive_count: 1,
             connect_timeout: secs(3),
+            connection_hold: secs(45),
             backoff: BackoffConfig {
                 initial: Duration::from_millis(500),
                 max: secs(10),
@@ -259,6 +264,17 @@ fn durations_in_every_form() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn connection_hold_tunnel_overrides_defaults() {
+    let cfg = ok(&format!(
+        "[defaults]\nconnection_hold = \"10s\"\n\n[tunnels.own]\n{MIN}connection_hold = \"500ms\"\n\n\
+         [tunnels.inherits]\nhost = \"h\"\nlocal = [\"9998:x:1\"]\n"
+    ));
+    let hold = |name| tunnel(&cfg, name).timing.connection_hold;
+    assert_eq!(hold("own"), Duration::from_millis(500));
+    assert_eq!(hold("inherits"), secs(10));
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub enum Behavior {
     Sink,
     /// Accepts and never reads: the sender's windows fill up (head-of-line blocking tests).
     Stall,
+    /// Writes endlessly and never reads: floods a client that does not read (isolation tests).
+    Flood,
 }
 
 /// Marker types naming a [`Behavior`] in a server's type.
@@ -48,6 +50,8 @@ pub mod kind {
     pub struct Sink;
     /// [`Behavior::Stall`]
     pub struct Stall;
+    /// [`Behavior::Flood`]
+    pub struct Flood;
 
     impl Kind for Echo {
         const BEHAVIOR: Behavior = Behavior::Echo;
@@ -58,6 +62,9 @@ pub mod kind {
     impl Kind for Stall {
         const BEHAVIOR: Behavior = Behavior::Stall;
     }
+    impl Kind for Flood {
+        const BEHAVIOR: Behavior = Behavior::Flood;
+    }
 }
 
 /// Echoes every byte back: `EchoServer::start()`.
@@ -66,6 +73,8 @@ pub type EchoServer = TcpServer<kind::Echo>;
 pub type SinkServer = TcpServer<kind::Sink>;
 /// Accepts and never reads: `StallServer::start()`.
 pub type StallServer = TcpServer<kind::Stall>;
+/// Writes until the peer goes away, never reads: `FloodServer::start()`.
+pub type FloodServer = TcpServer<kind::Flood>;
 
 #[derive(Default)]
 struct Stats {
@@ -141,6 +150,12 @@ async fn handle(mut stream: TcpStream, behavior: Behavior, stats: Arc<Stats>) {
     if behavior == Behavior::Stall {
         // Hold the socket open, unread, until the server stops.
         return std::future::pending().await;
+    }
+    if behavior == Behavior::Flood {
+        // Ends when the peer is gone (write error), which is what flood tests wait for.
+        let chunk = vec![0x5a; CHUNK];
+        while stream.write_all(&chunk).await.is_ok() {}
+        return;
     }
     let mut buf = vec![0u8; CHUNK];
     loop {
