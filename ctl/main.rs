@@ -2,6 +2,8 @@
 //! parse the arguments, find the socket, run the command, turn the outcome into the exit
 //! status — 0 success, 1 failed request, 2 usage (clap's own), 3 daemon not running.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod commands;
 mod failure;

@@ -2,6 +2,8 @@
 //! expect that). Thin by design: arguments, logging, signals, the control socket; the work is
 //! in the library.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

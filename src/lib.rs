@@ -1,5 +1,7 @@
 //! pairtun: keep SSH port forwards up all day.
 
+#![forbid(unsafe_code)]
+
 pub mod backoff;
 pub mod config;
 pub mod control;

@@ -27,6 +27,9 @@ pub async fn authenticate(handle: &mut Handle, tunnel: &TunnelConfig) -> Result<
     }
     for path in tunnel.identities.paths() {
         if try_key_file(handle, tunnel, path, &mut attempts, &mut rsa_hash).await? {
+            if !attempts.notes.is_empty() {
+                tracing::debug!(tunnel = %tunnel.name, skipped = %attempts.notes.join("; "), "authenticated after skipping identities");
+            }
             return Ok(());
         }
     }

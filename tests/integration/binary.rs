@@ -41,12 +41,13 @@ impl Pairtund {
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Pairtund {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pairtund"))
-            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .arg("--config")
             .arg(config)
             .arg("--socket")
             .arg(socket)
             .env("PAIRTUN_LOG", "info")
+            // After the default, so a test can raise the level.
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
