@@ -103,34 +103,30 @@ impl Daemon {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Status of tunnel `name`, or of every tunnel in name order.
-    pub fn status(&self, name: Option<&str>) -> Result<Vec<TunnelStatus>, OpError> {
+    /// `read` of tunnel `name`, or of every tunnel in name order.
+    fn each<T>(
+        &self,
+        name: Option<&str>,
+        read: impl Fn(&TunnelHandle) -> T,
+    ) -> Result<Vec<T>, OpError> {
         let state = self.lock();
         match name {
-            None => Ok(state.tunnels.values().map(TunnelHandle::status).collect()),
-            Some(n) => Ok(vec![
-                state
-                    .tunnels
-                    .get(&lookup(n)?)
-                    .ok_or_else(|| unknown(n))?
-                    .status(),
-            ]),
+            None => Ok(state.tunnels.values().map(read).collect()),
+            Some(n) => {
+                let handle = state.tunnels.get(&lookup(n)?).ok_or_else(|| unknown(n))?;
+                Ok(vec![read(handle)])
+            }
         }
     }
 
-    /// Status snapshot function and change receivers for `name` (or all tunnels).
+    /// Status of tunnel `name`, or of every tunnel in name order.
+    pub fn status(&self, name: Option<&str>) -> Result<Vec<TunnelStatus>, OpError> {
+        self.each(name, TunnelHandle::status)
+    }
+
+    /// Change receivers of tunnel `name`, or of every tunnel.
     pub fn watch(&self, name: Option<&str>) -> Result<Vec<watch::Receiver<Published>>, OpError> {
-        let state = self.lock();
-        match name {
-            None => Ok(state.tunnels.values().map(TunnelHandle::watch).collect()),
-            Some(n) => Ok(vec![
-                state
-                    .tunnels
-                    .get(&lookup(n)?)
-                    .ok_or_else(|| unknown(n))?
-                    .watch(),
-            ]),
-        }
+        self.each(name, TunnelHandle::watch)
     }
 
     /// Sends `command` to tunnel `name`.

@@ -114,15 +114,6 @@ impl TunnelHandle {
         self.commands.clone()
     }
 
-    /// Whether the supervisor answers within `within` (it is not wedged).
-    pub async fn probe(&self, within: Duration) -> bool {
-        let (ack, answered) = tokio::sync::oneshot::channel();
-        let asked = async {
-            self.commands.send(Message::Probe(ack)).await.is_ok() && answered.await.is_ok()
-        };
-        tokio::time::timeout(within, asked).await.unwrap_or(false)
-    }
-
     /// A receiver that sees every published state change.
     pub fn watch(&self) -> watch::Receiver<Published> {
         self.status.clone()
