@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use pairtun::config::{self, Env};
 use pairtun::control::{server, socket};
 use pairtun::daemon::{ControlHandler, Daemon, DaemonArgs};
+use pairtun::wakeup::{self, Sources};
 
 fn main() -> ExitCode {
     let args = DaemonArgs::parse();
@@ -66,6 +67,13 @@ async fn run(config: config::Config, env: Env, socket_path: PathBuf) -> ExitCode
         }
     };
     let daemon = Arc::new(Daemon::start(&config, env));
+    // Dropped with `run`: no wake-ups once the daemon is stopping.
+    let wakeups = {
+        let daemon = daemon.clone();
+        AbortOnDrop(tokio::spawn(wakeup::watch(Sources::system(), move |why| {
+            daemon.wakeup(why)
+        })))
+    };
     let stop_serving = CancellationToken::new();
     let serving = tokio::spawn(server::serve(
         listener,
@@ -109,6 +117,7 @@ async fn run(config: config::Config, env: Env, socket_path: PathBuf) -> ExitCode
         }
     }
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    drop(wakeups);
     // Stop accepting control connections; the socket file goes with the listener.
     stop_serving.cancel();
     let shutdown = async {
@@ -129,6 +138,15 @@ async fn run(config: config::Config, env: Env, socket_path: PathBuf) -> ExitCode
                 None => return ExitCode::SUCCESS,
             },
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

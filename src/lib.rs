@@ -12,3 +12,4 @@ pub mod net;
 pub mod protocol;
 pub mod ssh;
 pub mod tunnel;
+pub mod wakeup;

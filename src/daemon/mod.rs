@@ -24,6 +24,7 @@ pub use handler::ControlHandler;
 use crate::config::{self, Config, ConfigError, EditError, Env, TunnelName};
 use crate::protocol::{ErrorKind, TunnelSpec};
 use crate::tunnel::{Command, Message, Published, TunnelHandle, TunnelStatus};
+use crate::wakeup::Wakeup;
 
 /// A failed operation: what kind, and a message for the user.
 pub type OpError = (ErrorKind, String);
@@ -127,6 +128,16 @@ impl Daemon {
     /// Change receivers of tunnel `name`, or of every tunnel.
     pub fn watch(&self, name: Option<&str>) -> Result<Vec<watch::Receiver<Published>>, OpError> {
         self.each(name, TunnelHandle::watch)
+    }
+
+    /// Tells every tunnel to check its session now, or to retry now if it is waiting out a
+    /// backoff (see [`crate::wakeup`]).
+    pub fn wakeup(&self, why: Wakeup) {
+        let state = self.lock();
+        tracing::info!(%why, tunnels = state.tunnels.len(), "checking every tunnel");
+        for handle in state.tunnels.values() {
+            handle.wakeup(why);
+        }
     }
 
     /// Sends `command` to tunnel `name`.

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::TunnelConfig;
 use crate::ssh::{Handle, SessionShared};
+use crate::wakeup::Wakeup;
 use pump::Counters;
 pub use state::{ForwardKind, ForwardState, ForwardStatus, Published, TunnelState, TunnelStatus};
 
@@ -47,16 +48,37 @@ pub enum Message {
     /// Answer on the channel: proves the supervisor loop is not wedged (systemd watchdog).
     /// Answered wherever the supervisor waits for commands.
     Probe(tokio::sync::oneshot::Sender<()>),
+    /// Check the session now (the machine woke up, or the network changed): a session that does
+    /// not answer is replaced at once, a pending retry happens now.
+    Wakeup(Wakeup),
 }
 
-/// Receives the next command, answering probes on the way.
+/// What a supervisor waiting for the relay acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    Command(Command),
+    Wakeup(Wakeup),
+}
+
+/// Receives the next command, answering probes and ignoring wake-ups on the way (for waits
+/// where there is no session to check and no retry to bring forward).
 async fn next(messages: &mut mpsc::Receiver<Message>) -> Option<Command> {
+    loop {
+        if let Event::Command(command) = next_event(messages).await? {
+            return Some(command);
+        }
+    }
+}
+
+/// Receives the next command or wake-up, answering probes on the way.
+async fn next_event(messages: &mut mpsc::Receiver<Message>) -> Option<Event> {
     loop {
         match messages.recv().await? {
             Message::Probe(ack) => {
                 let _ = ack.send(());
             }
-            Message::Command(command) => return Some(command),
+            Message::Command(command) => return Some(Event::Command(command)),
+            Message::Wakeup(why) => return Some(Event::Wakeup(why)),
         }
     }
 }
@@ -107,6 +129,12 @@ impl TunnelHandle {
     /// Sends a command; `false` if the tunnel task has ended.
     pub async fn command(&self, command: Command) -> bool {
         self.commands.send(Message::Command(command)).await.is_ok()
+    }
+
+    /// Asks the tunnel to check its session now; dropped if the tunnel is busy with earlier
+    /// messages (a check is already due then).
+    pub fn wakeup(&self, why: Wakeup) {
+        let _ = self.commands.try_send(Message::Wakeup(why));
     }
 
     /// A sender for commands, usable without holding on to the handle.

@@ -14,15 +14,20 @@ use tokio_util::task::TaskTracker;
 use super::local::{self, ListenerContext};
 use super::pump::Counters;
 use super::state::{ForwardKind, ForwardState, ForwardStatus, Published, Reporter, TunnelState};
-use super::{Command, Live, remote};
+use super::{Command, Event, Live, remote};
 use crate::backoff::Backoff;
 use crate::config::TunnelConfig;
 use crate::error::{ErrorClass, TunnelError};
 use crate::ssh::{self, SessionShared};
+use crate::wakeup::Wakeup;
 
 /// A session that stayed up this long was healthy: its loss restarts the backoff from the
 /// first step and the first reconnect is immediate.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// After a wake-up, a session that does not answer a keepalive this fast (or within its
+/// keepalive bound, if shorter) is replaced.
+const WAKEUP_PROBE: Duration = Duration::from_secs(3);
 
 /// Why the enabled phase ended.
 enum Exit {
@@ -35,6 +40,7 @@ enum Exit {
 /// How a served session ended.
 enum Served {
     Lost(TunnelError, Duration),
+    Stale(TunnelError),
     Command(Command),
     Shutdown,
 }
@@ -192,6 +198,11 @@ impl Supervisor {
                         attempt = 0;
                         continue;
                     }
+                    // Checked after a wake-up and found dead: replace it at once.
+                    Served::Stale(e) => {
+                        attempt = 0;
+                        (e, true)
+                    }
                     Served::Lost(e, lasted) => {
                         attempt = 0;
                         let healthy = lasted >= HEALTHY_AFTER;
@@ -214,15 +225,53 @@ impl Supervisor {
                     }
                 }
             };
-            tokio::select! {
-                _ = self.cancel.cancelled() => return Exit::Shutdown,
-                _ = tokio::time::sleep(delay) => {}
-                c = super::next(&mut self.commands) => match c {
-                    None => return Exit::Shutdown,
-                    Some(Command::Down) => return Exit::Disabled,
-                    Some(_) => { self.backoff.reset(); attempt = 0; }
-                },
+            // Auth and config failures wait for the user (or the maximum interval): a new
+            // network does not fix a rejected key.
+            let woken_early = matches!(
+                error.class,
+                ErrorClass::Network | ErrorClass::Timeout | ErrorClass::Protocol | ErrorClass::Forward
+            );
+            let retry_at = Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return Exit::Shutdown,
+                    _ = tokio::time::sleep_until(retry_at) => break,
+                    e = super::next_event(&mut self.commands) => match e {
+                        None => return Exit::Shutdown,
+                        Some(Event::Command(Command::Down)) => return Exit::Disabled,
+                        Some(Event::Command(_)) => { self.backoff.reset(); attempt = 0; break; }
+                        Some(Event::Wakeup(why)) if woken_early => {
+                            tracing::info!(tunnel = %self.config.name, %why, "retrying now instead of waiting out the backoff");
+                            break;
+                        }
+                        Some(Event::Wakeup(_)) => {}
+                    },
+                }
             }
+        }
+    }
+
+    /// Whether the session answers a keepalive promptly, checked after a wake-up: a path that
+    /// died while the machine slept, or whose address went away, would otherwise hold the
+    /// tunnel until keepalives time out.
+    async fn answers(&self, live: &Live, why: Wakeup) -> Result<(), TunnelError> {
+        let timing = &self.config.timing;
+        let dead_after = timing.keepalive_interval * (timing.keepalive_count + 1);
+        let within = WAKEUP_PROBE.min(dead_after);
+        let ping = tokio::time::timeout(within, live.handle.send_ping());
+        tokio::select! {
+            // Ended meanwhile: the serve loop reports why.
+            _ = live.shared.ended.cancelled() => Ok(()),
+            r = ping => match r {
+                Ok(Ok(())) => {
+                    tracing::debug!(tunnel = %self.config.name, %why, "session still answers");
+                    Ok(())
+                }
+                _ => Err(TunnelError::new(
+                    ErrorClass::Timeout,
+                    format!("no keepalive reply within {} ms ({why})", within.as_millis()),
+                )),
+            },
         }
     }
 
@@ -290,18 +339,25 @@ impl Supervisor {
                     break Served::Lost(error, started.elapsed());
                 }
                 _ = self.cancel.cancelled() => break Served::Shutdown,
-                c = super::next(&mut self.commands) => match c {
+                e = super::next_event(&mut self.commands) => match e {
                     // Already up: `up` has nothing to do.
-                    Some(Command::Up) => {}
-                    Some(c) => break Served::Command(c),
+                    Some(Event::Command(Command::Up)) => {}
+                    Some(Event::Command(c)) => break Served::Command(c),
+                    Some(Event::Wakeup(why)) => {
+                        if let Err(e) = self.answers(&live, why).await {
+                            break Served::Stale(e);
+                        }
+                    }
                     None => break Served::Shutdown,
                 },
+                // On the session's own task: a ping lost on a dying path must not hold up this
+                // loop (commands, wake-up checks) for a whole interval.
                 _ = probe.tick() => {
-                    let sent = Instant::now();
-                    let timeout = self.config.timing.keepalive_interval;
-                    if let Ok(Ok(())) = tokio::time::timeout(timeout, live.handle.send_ping()).await {
-                        self.reporter.set_rtt(sent.elapsed());
-                    }
+                    live.shared.tasks.spawn(measure_rtt(
+                        live.clone(),
+                        self.reporter.clone(),
+                        self.config.timing.keepalive_interval,
+                    ));
                 }
             }
         };
@@ -331,6 +387,19 @@ impl Supervisor {
             .is_err()
         {
             tracing::warn!(tunnel = %self.config.name, "grace period over; closing live connections");
+        }
+    }
+}
+
+/// Publishes the round trip of one keepalive, if it is answered within `timeout`.
+async fn measure_rtt(live: Arc<Live>, reporter: Reporter, timeout: Duration) {
+    let sent = Instant::now();
+    tokio::select! {
+        _ = live.shared.ended.cancelled() => {}
+        r = tokio::time::timeout(timeout, live.handle.send_ping()) => {
+            if let Ok(Ok(())) = r {
+                reporter.set_rtt(sent.elapsed());
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::support::proxy::ChaosProxy;
 use crate::support::sshd::free_port;
 
 mod local;
+mod wakeup;
 
 const UP_WITHIN: Duration = Duration::from_secs(20);
 

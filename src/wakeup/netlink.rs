@@ -1,0 +1,87 @@
+//! Linux network changes: an `rtnetlink` socket subscribed to link, address and route events.
+//! The messages are only classified by type, never interpreted further.
+
+use std::io;
+
+use netlink_sys::{AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket, protocols::NETLINK_ROUTE};
+use nix::libc;
+use tokio::sync::mpsc;
+
+/// Multicast groups whose messages mean the network may have changed.
+const GROUPS: libc::c_int = libc::RTMGRP_LINK
+    | libc::RTMGRP_IPV4_IFADDR
+    | libc::RTMGRP_IPV6_IFADDR
+    | libc::RTMGRP_IPV4_ROUTE
+    | libc::RTMGRP_IPV6_ROUTE;
+
+/// Message types that are a change (the groups above also carry other types).
+const CHANGES: [u16; 6] = [
+    libc::RTM_NEWLINK,
+    libc::RTM_DELLINK,
+    libc::RTM_NEWADDR,
+    libc::RTM_DELADDR,
+    libc::RTM_NEWROUTE,
+    libc::RTM_DELROUTE,
+];
+
+/// A subscribed netlink route socket.
+pub struct RouteEvents {
+    socket: TokioSocket,
+}
+
+impl RouteEvents {
+    /// Opens and subscribes the socket. Must be called within a tokio runtime.
+    pub fn open() -> io::Result<RouteEvents> {
+        let mut socket = TokioSocket::new(NETLINK_ROUTE)?;
+        socket
+            .socket_mut()
+            .bind(&SocketAddr::new(0, GROUPS as u32))?;
+        Ok(RouteEvents { socket })
+    }
+
+    /// Forwards one `()` per datagram holding a change, on a task that ends when the receiver
+    /// is dropped or the socket fails.
+    pub fn spawn(self) -> mpsc::Receiver<()> {
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            loop {
+                buf.clear();
+                let changed = match self.socket.recv(&mut buf).await {
+                    Ok(()) => holds_change(&buf),
+                    // The kernel dropped messages because we read too slowly: something changed.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "netlink socket failed; network changes are no longer watched");
+                        return;
+                    }
+                };
+                // A full channel already holds a pending change: this one adds nothing.
+                if changed && tx.try_send(()).is_err() && tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Whether a netlink datagram holds at least one link/address/route change. Walks the
+/// `nlmsghdr` chain (length `u32`, type `u16`, native endian, 4-byte aligned); a malformed
+/// chain ends the walk.
+pub(super) fn holds_change(mut datagram: &[u8]) -> bool {
+    const HEADER: usize = 16;
+    while datagram.len() >= HEADER {
+        let len = u32::from_ne_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]) as usize;
+        let kind = u16::from_ne_bytes([datagram[4], datagram[5]]);
+        if CHANGES.contains(&kind) {
+            return true;
+        }
+        if len < HEADER {
+            return false;
+        }
+        let aligned = len.div_ceil(4) * 4;
+        datagram = datagram.get(aligned..).unwrap_or_default();
+    }
+    false
+}

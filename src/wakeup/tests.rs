@@ -1,0 +1,156 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::*;
+
+fn detector(clock: &ManualClock) -> SuspendDetector {
+    SuspendDetector::new(Box::new(clock.clone()), SUSPEND_THRESHOLD)
+}
+
+#[test]
+fn time_passing_awake_is_not_a_suspend() {
+    let clock = ManualClock::default();
+    let mut d = detector(&clock);
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(d.check(), None);
+    }
+}
+
+#[test]
+fn a_jump_of_the_total_clock_is_reported_once_with_its_length() {
+    let clock = ManualClock::default();
+    let mut d = detector(&clock);
+    clock.advance(Duration::from_secs(5));
+    clock.suspend(Duration::from_secs(600));
+    assert_eq!(d.check(), Some(Duration::from_secs(600)));
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(d.check(), None, "the same sleep is not reported twice");
+}
+
+#[test]
+fn drift_below_the_threshold_is_ignored_but_adds_nothing_later() {
+    let clock = ManualClock::default();
+    let mut d = detector(&clock);
+    clock.suspend(SUSPEND_THRESHOLD - Duration::from_millis(1));
+    assert_eq!(d.check(), None);
+    clock.suspend(SUSPEND_THRESHOLD - Duration::from_millis(1));
+    assert_eq!(d.check(), None, "drift is measured between checks, not summed");
+    clock.suspend(SUSPEND_THRESHOLD);
+    assert_eq!(d.check(), Some(SUSPEND_THRESHOLD));
+}
+
+#[test]
+fn the_system_clock_reads_and_reports_no_suspend_between_two_reads() {
+    let mut d = SuspendDetector::new(Box::new(SystemClock), SUSPEND_THRESHOLD);
+    assert_eq!(d.check(), None);
+}
+
+/// Runs `watch` on the manual clock and `network`, collecting what it reports.
+fn spawn_watch(
+    clock: &ManualClock,
+    network: Option<mpsc::Receiver<()>>,
+) -> (Arc<Mutex<Vec<Wakeup>>>, tokio::task::JoinHandle<()>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let sources = Sources {
+        clock: Box::new(clock.clone()),
+        check_every: Duration::from_secs(1),
+        network,
+    };
+    let task = tokio::spawn(watch(sources, move |w| sink.lock().unwrap().push(w)));
+    (seen, task)
+}
+
+#[tokio::test(start_paused = true)]
+async fn watch_reports_a_suspend_at_the_next_check() {
+    let clock = ManualClock::default();
+    let (seen, task) = spawn_watch(&clock, None);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(seen.lock().unwrap().is_empty());
+    clock.suspend(Duration::from_secs(90));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![Wakeup::Resumed {
+            slept: Duration::from_secs(90)
+        }]
+    );
+    task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_network_events_is_one_change_reported_once_it_settles() {
+    let clock = ManualClock::default();
+    let (tx, rx) = mpsc::channel(1);
+    let (seen, task) = spawn_watch(&clock, Some(rx));
+    for _ in 0..5 {
+        tx.send(()).await.unwrap();
+        tokio::time::sleep(NETWORK_SETTLE / 2).await;
+    }
+    assert!(seen.lock().unwrap().is_empty(), "reported before settling");
+    tokio::time::sleep(NETWORK_SETTLE * 2).await;
+    assert_eq!(*seen.lock().unwrap(), vec![Wakeup::NetworkChanged]);
+    task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_network_that_never_settles_is_still_reported() {
+    let clock = ManualClock::default();
+    let (tx, rx) = mpsc::channel(1);
+    let (seen, task) = spawn_watch(&clock, Some(rx));
+    let mut sent = 0;
+    while seen.lock().unwrap().is_empty() && sent < 100 {
+        tx.send(()).await.unwrap();
+        sent += 1;
+        tokio::time::sleep(NETWORK_SETTLE / 2).await;
+    }
+    assert_eq!(*seen.lock().unwrap(), vec![Wakeup::NetworkChanged]);
+    assert!(sent <= 20, "reported only after {sent} events");
+    task.abort();
+}
+
+#[cfg(target_os = "linux")]
+mod netlink {
+    use super::super::netlink::holds_change;
+    use nix::libc;
+
+    fn message(kind: u16, payload: usize) -> Vec<u8> {
+        let len = 16 + payload;
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.resize(len.div_ceil(4) * 4, 0);
+        m
+    }
+
+    #[test]
+    fn address_route_and_link_changes_count() {
+        for kind in [libc::RTM_NEWADDR, libc::RTM_DELROUTE, libc::RTM_NEWLINK] {
+            assert!(holds_change(&message(kind, 8)), "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_change_after_other_messages_counts() {
+        let mut d = message(libc::RTM_NEWNEIGH, 13);
+        d.extend(message(libc::RTM_NEWADDR, 0));
+        assert!(holds_change(&d));
+    }
+
+    #[test]
+    fn other_and_malformed_datagrams_do_not() {
+        assert!(!holds_change(&message(libc::RTM_NEWNEIGH, 4)));
+        assert!(!holds_change(&[]));
+        assert!(!holds_change(&[0xff; 15]));
+        let mut short = message(libc::RTM_NEWNEIGH, 0);
+        short[0] = 3; // length below the header size: stop, do not loop
+        short.extend(message(libc::RTM_NEWADDR, 0));
+        assert!(!holds_change(&short));
+        let mut huge = message(libc::RTM_NEWNEIGH, 0);
+        huge[..4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert!(!holds_change(&huge));
+    }
+}
