@@ -229,7 +229,10 @@ impl Supervisor {
             // network does not fix a rejected key.
             let woken_early = matches!(
                 error.class,
-                ErrorClass::Network | ErrorClass::Timeout | ErrorClass::Protocol | ErrorClass::Forward
+                ErrorClass::Network
+                    | ErrorClass::Timeout
+                    | ErrorClass::Protocol
+                    | ErrorClass::Forward
             );
             let retry_at = Instant::now() + delay;
             loop {

@@ -34,7 +34,11 @@ impl Clock for SystemClock {
             ClockId::from_raw(nix::libc::CLOCK_UPTIME_RAW),
             ClockId::CLOCK_MONOTONIC,
         );
-        let read = |id| clock_gettime(id).map(Duration::from).map_err(io::Error::from);
+        let read = |id| {
+            clock_gettime(id)
+                .map(Duration::from)
+                .map_err(io::Error::from)
+        };
         Ok(Reading {
             awake: read(awake)?,
             total: read(total)?,

@@ -37,7 +37,11 @@ fn drift_below_the_threshold_is_ignored_but_adds_nothing_later() {
     clock.suspend(SUSPEND_THRESHOLD - Duration::from_millis(1));
     assert_eq!(d.check(), None);
     clock.suspend(SUSPEND_THRESHOLD - Duration::from_millis(1));
-    assert_eq!(d.check(), None, "drift is measured between checks, not summed");
+    assert_eq!(
+        d.check(),
+        None,
+        "drift is measured between checks, not summed"
+    );
     clock.suspend(SUSPEND_THRESHOLD);
     assert_eq!(d.check(), Some(SUSPEND_THRESHOLD));
 }

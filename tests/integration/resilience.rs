@@ -5,15 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use pairtun::error::ErrorClass;
 use pairtun::tunnel::{ForwardState, TunnelState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{Relay, StateLog, TunnelToml, local_spec, start_daemon, wait_for, wait_up};
+use crate::harness::{Relay, StateLog, local_spec, start_daemon, wait_for, wait_up};
 use crate::support::echo::{EchoServer, roundtrip};
 use crate::support::proxy::ChaosProxy;
 use crate::support::sshd::free_port;
 
+mod deadlines;
 mod local;
 mod wakeup;
 
@@ -144,40 +144,4 @@ async fn unix_roundtrip(path: &std::path::Path, msg: &[u8]) {
         .expect("round trip through the relay's socket in time")
         .expect("round trip through the relay's socket");
     assert_eq!(back, msg);
-}
-
-/// A relay that accepts TCP and never sends its banner: the handshake deadline fires.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_relay_times_out_in_the_ssh_handshake() {
-    // Never accepted: the kernel completes the TCP handshake from the backlog, no banner follows.
-    let mute = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (key, kh) = (dir.path().join("no-key"), dir.path().join("known_hosts"));
-    let toml = TunnelToml {
-        name: "mute",
-        port: mute.local_addr().unwrap().port(),
-        key: &key,
-        known_hosts: &kh,
-        local: vec![local_spec(free_port(), 9)],
-        remote: vec![],
-        extra: "",
-    }
-    .render();
-    let started = Instant::now();
-    let daemon = start_daemon(dir.path(), &toml);
-    // connect_timeout is 5 s (harness::FAST); 3 s slack for scheduling.
-    let p = wait_for(&daemon, "mute", Duration::from_secs(8), "backoff", |p| {
-        p.state == TunnelState::Backoff
-    })
-    .await;
-    let took = started.elapsed();
-    let error = p.last_error.expect("an error");
-    assert_eq!(error.class, ErrorClass::Timeout, "{error:?}");
-    assert!(error.message.contains("SSH handshake"), "{}", error.message);
-    assert!(
-        took >= Duration::from_millis(4_500),
-        "gave up early: {took:?}"
-    );
-    eprintln!("silent relay: backoff after {took:?}");
-    daemon.shutdown().await;
 }

@@ -19,11 +19,14 @@ use crate::support::sshd::free_port;
 /// Keepalives that would take 90 s to declare a path dead, and a backoff that would wait a
 /// minute: what the wake-up must beat.
 fn slow(toml: String) -> String {
-    toml.replace("keepalive_interval = \"1s\"", "keepalive_interval = \"30s\"")
-        .replace(
-            "initial = \"200ms\", max = \"2s\"",
-            "initial = \"60s\", max = \"60s\"",
-        )
+    toml.replace(
+        "keepalive_interval = \"1s\"",
+        "keepalive_interval = \"30s\"",
+    )
+    .replace(
+        "initial = \"200ms\", max = \"2s\"",
+        "initial = \"60s\", max = \"60s\"",
+    )
 }
 
 /// The daemon's wake-up sources, driven by the test.
@@ -107,7 +110,8 @@ async fn a_wake_from_sleep_replaces_a_dead_session_at_once() {
         .expect("the replaced session left a reason");
     assert_eq!(why.class, ErrorClass::Timeout, "{why:?}");
     assert!(
-        why.message.contains("no keepalive reply") && why.message.contains("woke from sleep after 600s"),
+        why.message.contains("no keepalive reply")
+            && why.message.contains("woke from sleep after 600s"),
         "{why:?}"
     );
 }
@@ -150,7 +154,10 @@ async fn a_network_change_keeps_a_session_that_still_answers() {
     for _ in 0..3 {
         daemon.wakeup(Wakeup::NetworkChanged);
         // Messages are handled in order: the probe is answered after the check is done.
-        assert!(daemon.probe(Duration::from_secs(10)).await, "supervisor answers");
+        assert!(
+            daemon.probe(Duration::from_secs(10)).await,
+            "supervisor answers"
+        );
     }
     let status = &daemon.status(Some("steady")).unwrap()[0];
     assert_eq!(
@@ -158,4 +165,45 @@ async fn a_network_change_keeps_a_session_that_still_answers() {
         (TunnelState::Up, 1),
         "{status:#?}"
     );
+}
+
+/// A dummy network link that exists while this value lives (created with `ip link`).
+struct DummyLink(String);
+
+impl DummyLink {
+    /// `None` when links cannot be created here (no iproute2, not root).
+    fn create() -> Option<DummyLink> {
+        let name = format!("ptw{}", std::process::id() % 1_000_000);
+        let made = std::process::Command::new("ip")
+            .args(["link", "add", &name, "type", "dummy"])
+            .status()
+            .is_ok_and(|s| s.success());
+        made.then_some(DummyLink(name))
+    }
+}
+
+impl Drop for DummyLink {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .status();
+    }
+}
+
+/// The real source: a link appearing is a netlink event the daemon sees. (A dummy link has no
+/// address and carries no traffic.)
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn netlink_reports_a_link_change() {
+    let mut events = Sources::system()
+        .network
+        .expect("a netlink route socket opens");
+    let Some(_link) = DummyLink::create() else {
+        eprintln!("skipping: cannot create a dummy link (needs iproute2 and root)");
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("an event within 5 s")
+        .expect("the source is open");
 }

@@ -17,6 +17,7 @@ pub mod process;
 pub mod proxy;
 pub mod ssh;
 pub mod sshd;
+pub mod stall_relay;
 pub mod wait;
 
 /// Set (to anything but `0`) by `.ci/run`: a missing sshd then fails the test instead of
