@@ -89,7 +89,9 @@ fn tune(tcp: &TcpStream, timing: &Timing) -> io::Result<()> {
     // Interactive traffic: without this every new -R connection pays ~40 ms to Nagle.
     tcp.set_nodelay(true)?;
     let sock = socket2::SockRef::from(tcp);
-    let idle = timing.keepalive_interval;
+    // The kernel counts TCP keepalive in whole seconds and rejects 0 (EINVAL): a sub-second
+    // SSH keepalive gets the shortest TCP one.
+    let idle = timing.keepalive_interval.max(Duration::from_secs(1));
     sock.set_tcp_keepalive(
         &socket2::TcpKeepalive::new()
             .with_time(idle)
@@ -141,6 +143,40 @@ impl AsyncWrite for LocalStream {
         match self.get_mut() {
             LocalStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             LocalStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BackoffConfig;
+
+    fn timing(keepalive_interval: Duration) -> Timing {
+        Timing {
+            keepalive_interval,
+            keepalive_count: 2,
+            connect_timeout: Duration::from_secs(5),
+            connection_hold: Duration::from_secs(5),
+            backoff: BackoffConfig {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(2),
+                multiplier: 2.0,
+                jitter: 0.2,
+            },
+        }
+    }
+
+    /// Regression: a sub-second keepalive once made TCP_KEEPIDLE 0, which the kernel rejects.
+    #[tokio::test]
+    async fn sub_second_keepalives_still_dial() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for interval in [Duration::from_millis(250), Duration::from_secs(15)] {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            dial_relay("127.0.0.1", port, &timing(interval), deadline)
+                .await
+                .unwrap_or_else(|e| panic!("keepalive {interval:?}: {e}"));
         }
     }
 }

@@ -69,6 +69,11 @@ impl Pairtund {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything it logged so far.
     pub fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()

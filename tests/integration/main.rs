@@ -6,6 +6,7 @@ mod control;
 mod fixtures;
 mod harness;
 mod resilience;
+mod scale;
 mod secrets;
 mod service;
 mod support;
