@@ -19,7 +19,7 @@ pub struct Cli {
     /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
     #[arg(long, global = true, env = "PAIRTUN_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Configuration file; accepted for symmetry with pairtund (the daemon reads its own)
+    /// Configuration file, for `invite` and `doctor` [default: as pairtund's]
     #[arg(long, global = true, env = "PAIRTUN_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Print the daemon's replies as JSON (one object per line for streams)
@@ -91,6 +91,15 @@ pub enum Command {
     Ping,
     /// Versions of pairtunctl, pairtund and the control protocol
     Version,
+    /// Print the config your pair partner needs for tunnel NAME (the mirrored forwards through
+    /// the same relay) and the relay settings that keep stale ports short
+    Invite {
+        /// Your tunnel
+        name: String,
+        /// The port your partner's side serves on their machine (their sshd)
+        #[arg(long, default_value_t = 22, value_name = "PORT")]
+        partner_port: u16,
+    },
     /// Install or remove pairtund as a user service (systemd user unit; launchd agent on macOS)
     Service {
         #[command(subcommand)]

@@ -10,13 +10,17 @@ use pairtun::protocol::{Request, Response, TunnelSpec};
 use crate::cli::{AddArgs, Command};
 use crate::failure::Failure;
 use crate::out::Out;
-use crate::{local, render, streams, version};
+use crate::{local, pairing, render, streams, version};
 
 /// What every command needs: where the daemon is and how to print.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     /// The control socket.
     pub socket: PathBuf,
+    /// The config file, for the commands that read it themselves (`invite`, `doctor`).
+    pub config: PathBuf,
+    /// How paths in the config file expand.
+    pub env: pairtun::config::Env,
     /// Output settings.
     pub out: Out,
 }
@@ -46,6 +50,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Man { dir } => local::man(&dir),
+        Command::Invite { name, partner_port } => pairing::invite(ctx, &name, partner_port),
         Command::Status { name, watch: false } => status(ctx, name).await,
         Command::Status { name, watch: true } => streams::watch(ctx, name).await,
         Command::Up {

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod error;
 pub mod logging;
 pub mod net;
+pub mod pairing;
 pub mod protocol;
 pub mod ssh;
 pub mod tunnel;
