@@ -100,7 +100,8 @@ fn rows(t: &TunnelStatus, now: SystemTime) -> Vec<Vec<Cell>> {
     rows
 }
 
-/// The indented lines under a tunnel: why it is not up, then each forward's own error.
+/// The indented lines under a tunnel: why it is not up, then each forward's own error and
+/// what its far end answered.
 fn details(t: &TunnelStatus) -> Vec<String> {
     let mut lines = Vec::new();
     // `last_error` outlives recovery; under an `up` or `stopped` tunnel it would be noise.
@@ -111,6 +112,10 @@ fn details(t: &TunnelStatus) -> Vec<String> {
     for f in &t.forwards {
         if let Some(error) = &f.error {
             lines.push(format!("    {}: {error}", forward_name(f)));
+        }
+        if let Some(peer) = &f.peer {
+            let (name, state) = (forward_name(f), peer.state.as_str());
+            lines.push(format!("    {name}: peer {state} ({})", peer.detail));
         }
     }
     lines

@@ -109,7 +109,10 @@ impl Invite {
                 .join(", ")
         };
         let _ = writeln!(t, "# pairtun config for your pair partner: add it to");
-        let _ = writeln!(t, "# ~/.config/pairtun/config.toml, then `pairtunctl reload`.");
+        let _ = writeln!(
+            t,
+            "# ~/.config/pairtun/config.toml, then `pairtunctl reload`."
+        );
         let _ = writeln!(t, "[tunnels.{}]", self.name);
         let _ = writeln!(t, "host = {:?}", self.host);
         let _ = writeln!(t, "port = {}", self.port);

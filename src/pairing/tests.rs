@@ -67,5 +67,8 @@ remote = ["8080:localhost:3000", "0:localhost:22"]
     let text = invite.render();
     assert!(text.contains("-p 2222 "), "{text}");
     let theirs = tunnel(&text, "both-partner");
-    assert_eq!((theirs.port, theirs.remote.len(), theirs.local.len()), (2222, 2, 1));
+    assert_eq!(
+        (theirs.port, theirs.remote.len(), theirs.local.len()),
+        (2222, 2, 1)
+    );
 }

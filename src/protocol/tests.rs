@@ -49,6 +49,7 @@ fn tunnel_status() -> TunnelStatus {
             spec: "9999:localhost:1235".into(),
             state: ForwardState::Pending,
             error: None,
+            peer: None,
         }],
         connections: 0,
         bytes_in: 10,

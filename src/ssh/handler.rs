@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use russh::client::{self, ChannelOpenHandle, DisconnectReason, Msg, Session};
 use russh::keys::PublicKeyOrCertificate;
-use russh::{Channel, ChannelOpenFailure};
+use russh::{Channel, ChannelId, ChannelOpenFailure};
 use tokio_util::sync::DropGuard;
 
 use super::classify;
@@ -153,6 +153,29 @@ impl client::Handler for ClientHandler {
         Ok(())
     }
 
+    async fn channel_open_failure(
+        &mut self,
+        _channel: ChannelId,
+        reason: ChannelOpenFailure,
+        description: &str,
+        _language: &str,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let reason = open_failure_words(&reason);
+        // The relay's text is outside input: keep it to one short line.
+        let description: String = description
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        self.shared.note_open_failure(if description.is_empty() {
+            reason.to_owned()
+        } else {
+            format!("{reason}: {description}")
+        });
+        Ok(())
+    }
+
     async fn disconnected(
         &mut self,
         reason: DisconnectReason<Self::Error>,
@@ -213,5 +236,16 @@ impl ClientHandler {
                 }
             }
         });
+    }
+}
+
+/// OpenSSH's words for a channel-open refusal code (RFC 4254 §5.1).
+fn open_failure_words(reason: &ChannelOpenFailure) -> &'static str {
+    match reason {
+        ChannelOpenFailure::AdministrativelyProhibited => "administratively prohibited",
+        ChannelOpenFailure::ConnectFailed => "connect failed",
+        ChannelOpenFailure::UnknownChannelType => "unknown channel type",
+        ChannelOpenFailure::ResourceShortage => "resource shortage",
+        _ => "refused",
     }
 }

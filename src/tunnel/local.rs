@@ -119,8 +119,9 @@ async fn handle(
         Ok(Ok(channel)) => channel,
         Ok(Err(e)) => {
             let message = format!(
-                "relay could not open {}: {e}",
-                describe_target(&forward.target)
+                "relay could not open {}: {}",
+                describe_target(&forward.target),
+                live.shared.open_failure(&e).await
             );
             tracing::warn!(forward = %forward.spec, %peer, error = %message, "forwarded connection failed");
             ctx.reporter
@@ -152,7 +153,8 @@ async fn handle(
     }
 }
 
-async fn open_channel(
+/// Opens a channel to `target` through the relay, on behalf of `peer` (`addr:port`).
+pub(super) async fn open_channel(
     live: &Live,
     target: &Target,
     peer: &str,

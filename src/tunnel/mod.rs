@@ -2,6 +2,7 @@
 //! handle to command it and read its status.
 
 mod local;
+mod peer;
 pub mod pump;
 mod remote;
 pub mod state;
@@ -19,7 +20,9 @@ use crate::config::TunnelConfig;
 use crate::ssh::{Handle, SessionShared};
 use crate::wakeup::Wakeup;
 use pump::Counters;
-pub use state::{ForwardKind, ForwardState, ForwardStatus, Published, TunnelState, TunnelStatus};
+pub use state::{
+    ForwardKind, ForwardState, ForwardStatus, Peer, PeerState, Published, TunnelState, TunnelStatus,
+};
 
 /// An established session as the forwards see it.
 pub struct Live {

@@ -83,6 +83,43 @@ pub struct ForwardStatus {
     pub state: ForwardState,
     /// Why it is not established, when it is not.
     pub error: Option<String>,
+    /// For a `-L`: whether its far end answers through the relay (probed at each session start,
+    /// and every few minutes while it does not). Absent until probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Peer>,
+}
+
+/// What the far end of a local forward did when probed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// `up` (an SSH server answered), `open` (something accepted, but sent no SSH banner), or
+    /// `not-listening` (the relay could not connect).
+    pub state: PeerState,
+    /// The banner, or the relay's reason.
+    pub detail: String,
+}
+
+/// See [`Peer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerState {
+    /// An SSH server answered with its banner.
+    Up,
+    /// The connection was accepted but no SSH banner came.
+    Open,
+    /// The relay could not connect to the target.
+    NotListening,
+}
+
+impl PeerState {
+    /// The name used in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Up => "up",
+            PeerState::Open => "open",
+            PeerState::NotListening => "not-listening",
+        }
+    }
 }
 
 /// What the supervisor publishes; readers add live counters to make a [`TunnelStatus`].
@@ -230,6 +267,19 @@ impl Reporter {
             f.error = error;
             let current = p.state;
             self.enter(p, current);
+            true
+        });
+    }
+
+    /// Records what a probe of forward `index`'s far end found (logged when it changes).
+    pub fn set_peer(&self, index: usize, peer: Peer) {
+        self.tx.send_if_modified(|p| {
+            let Some(f) = p.forwards.get_mut(index) else { return false };
+            if f.peer.as_ref() == Some(&peer) {
+                return false;
+            }
+            tracing::info!(tunnel = %self.name, forward = %f.spec, peer = peer.state.as_str(), detail = %peer.detail, "peer");
+            f.peer = Some(peer);
             true
         });
     }

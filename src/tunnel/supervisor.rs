@@ -325,6 +325,14 @@ impl Supervisor {
                 }
             }
         }
+        for (index, forward) in self.config.local.iter().enumerate() {
+            live.shared.tasks.spawn(super::peer::watch(
+                live.clone(),
+                index,
+                forward.clone(),
+                self.reporter.clone(),
+            ));
+        }
         let started = Instant::now();
         self.reporter.session_established();
         self.reporter.set_state(TunnelState::Up, 0, None, None);
@@ -423,6 +431,7 @@ fn forward_statuses(config: &TunnelConfig) -> Vec<ForwardStatus> {
             spec,
             state: ForwardState::Pending,
             error: None,
+            peer: None,
         })
         .collect()
 }

@@ -5,6 +5,7 @@ mod binary;
 mod control;
 mod fixtures;
 mod harness;
+mod pairing;
 mod resilience;
 mod scale;
 mod secrets;
