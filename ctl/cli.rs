@@ -91,6 +91,15 @@ pub enum Command {
     Ping,
     /// Versions of pairtunctl, pairtund and the control protocol
     Version,
+    /// Check the config, the agent, key files, known_hosts and — connected — what the relay
+    /// allows, for every tunnel or one; each check says ok/warn/fail and how to fix it
+    Doctor {
+        /// Only this tunnel
+        name: Option<String>,
+        /// Skip the checks that connect to the relay
+        #[arg(long)]
+        offline: bool,
+    },
     /// Print the config your pair partner needs for tunnel NAME (the mirrored forwards through
     /// the same relay) and the relay settings that keep stale ports short
     Invite {

@@ -10,7 +10,7 @@ use pairtun::protocol::{Request, Response, TunnelSpec};
 use crate::cli::{AddArgs, Command};
 use crate::failure::Failure;
 use crate::out::Out;
-use crate::{local, pairing, render, streams, version};
+use crate::{doctor, local, pairing, render, streams, version};
 
 /// What every command needs: where the daemon is and how to print.
 #[derive(Debug, Clone)]
@@ -51,6 +51,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         }
         Command::Man { dir } => local::man(&dir),
         Command::Invite { name, partner_port } => pairing::invite(ctx, &name, partner_port),
+        Command::Doctor { name, offline } => doctor::doctor(ctx, name, offline).await,
         Command::Status { name, watch: false } => status(ctx, name).await,
         Command::Status { name, watch: true } => streams::watch(ctx, name).await,
         Command::Up {

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod doctor;
 mod failure;
 #[cfg(test)]
 mod fixtures;

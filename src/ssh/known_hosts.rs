@@ -82,6 +82,22 @@ pub fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<
     })
 }
 
+/// How many keys the file holds for `host` on `port` (revoked keys not counted); a missing file
+/// holds none.
+pub fn entries_for(path: &Path, host: &str, port: u16) -> io::Result<usize> {
+    let data = match fs::read_to_string(path) {
+        Ok(data) => data,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let name = lookup_name(host, port).to_ascii_lowercase();
+    Ok(data
+        .lines()
+        .filter_map(|line| parse_line(line).ok().flatten())
+        .filter(|entry| !entry.revoked && host_matches(&name, entry.hosts))
+        .count())
+}
+
 /// Appends a plain (unhashed) entry for `host`/`port` holding `key`, in the form
 /// `ssh-keyscan` prints. Creates missing parent directories (0700) and the file (0600).
 pub fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<()> {

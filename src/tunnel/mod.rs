@@ -3,6 +3,7 @@
 
 mod local;
 mod peer;
+pub use peer::probe as probe_far_end;
 pub mod pump;
 mod remote;
 pub mod state;

@@ -40,8 +40,9 @@ pub async fn watch(live: Arc<Live>, index: usize, forward: LocalForward, reporte
     }
 }
 
-/// One probe: open a channel to the target and read what it says first.
-async fn probe(live: &Live, forward: &LocalForward) -> Peer {
+/// One probe of `forward`'s far end through the session: open a channel to the target and
+/// read what it says first.
+pub async fn probe(live: &Live, forward: &LocalForward) -> Peer {
     let peer = |state, detail: String| Peer { state, detail };
     let channel = match tokio::time::timeout(
         OPEN_WITHIN,

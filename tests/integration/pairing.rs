@@ -104,3 +104,68 @@ fn invite_prints_a_config_the_partner_can_load() {
     );
     assert_eq!(missing.status.code(), Some(1), "{missing:?}");
 }
+
+/// `pairtunctl --config CONFIG doctor ARGS…`.
+fn doctor(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let socket = config.with_file_name("no-daemon.sock");
+    let mut all = vec!["--config", config.to_str().unwrap(), "doctor"];
+    all.extend_from_slice(args);
+    let out = pairtunctl(&socket, &all);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn doctor_passes_a_working_tunnel_and_says_what_the_relay_allows() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let local = vec![local_spec(free_port(), relay.sshd.port())];
+    let remote = vec![local_spec(free_port(), 22)];
+    let config = write_config(relay.dir.path(), &relay.tunnel("pair", local, remote));
+    let (code, out) = doctor(&config, &["pair"]);
+    assert_eq!(code, Some(0), "{out}");
+    for expected in [
+        "ok    config",
+        "ok    agent",
+        "known_hosts",
+        "ok    connect",
+        "far end answers: SSH-2.0-OpenSSH",
+        "allowed (needed by -R",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+}
+
+#[test]
+fn doctor_names_each_problem_with_its_fix() {
+    let Some(relay) = Relay::start(&["AllowTcpForwarding local"]) else {
+        return;
+    };
+    let remote = vec![local_spec(free_port(), 22)];
+    let config = write_config(relay.dir.path(), &relay.tunnel("pair", vec![], remote));
+    let key = relay.key.private_path();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let (code, out) = doctor(&config, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("mode 0644: readable by others"), "{out}");
+    assert!(
+        out.contains(&format!("fix: chmod 600 {}", key.display())),
+        "{out}"
+    );
+    assert!(out.contains("fail  remote forwarding"), "{out}");
+    assert!(out.contains("AllowTcpForwarding"), "{out}");
+
+    std::fs::remove_file(relay.known_hosts()).unwrap();
+    let (code, out) = doctor(&config, &["pair", "--offline"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("fail  known_hosts"), "{out}");
+    assert!(
+        !out.contains("connect"),
+        "--offline connects to nothing:\n{out}"
+    );
+}

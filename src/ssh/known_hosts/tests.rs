@@ -176,3 +176,17 @@ fn learn_rejects_pattern_like_hosts() {
     }
     assert!(!path.exists());
 }
+
+#[test]
+fn entries_for_counts_keys_a_host_has_not_revoked_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("known_hosts");
+    assert_eq!(entries_for(&path, "relay.example.org", 22).unwrap(), 0);
+    let text = expand(
+        "relay.example.org $A\n$H2222 $A\n[relay.example.org]:2222 $C\n@revoked relay.example.org $B\nother $B\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(entries_for(&path, "relay.example.org", 22).unwrap(), 1);
+    assert_eq!(entries_for(&path, "RELAY.example.org", 2222).unwrap(), 2);
+    assert_eq!(entries_for(&path, "elsewhere", 22).unwrap(), 0);
+}
