@@ -1,6 +1,8 @@
 //! `-L` forwards. The listener is bound for as long as the tunnel is enabled — across
 //! reconnects — so a connection that arrives while the session is down waits (bounded) for the
-//! next session instead of being refused.
+//! next session instead of being refused. At most `max_connections` connections run at once
+//! per forward; more are accepted and closed at once (the client sees the connection end instead
+//! of hanging in the listen queue), and each burst of them is reported once.
 
 use std::io;
 use std::sync::Arc;
@@ -8,13 +10,14 @@ use std::time::Duration;
 
 use russh::client::Msg;
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Live;
 use super::pump::{ConnectionGuard, Counters, pump};
 use super::state::{ForwardState, Reporter};
+use crate::accept::AcceptBackoff;
 use crate::config::{LocalForward, LocalListen, Target};
 use crate::net::LocalStream;
 
@@ -41,6 +44,8 @@ pub struct ListenerContext {
     /// How long a connection accepted between sessions waits for the next one
     /// (`connection_hold`).
     pub hold: Duration,
+    /// Connections each forward runs at once (`max_connections`).
+    pub max_connections: usize,
 }
 
 /// Serves forward `index` until the task is aborted (which closes the listener; connections
@@ -48,27 +53,87 @@ pub struct ListenerContext {
 pub async fn serve(index: usize, forward: LocalForward, ctx: ListenerContext) {
     let listener = bind_until_ok(index, &forward, &ctx.reporter).await;
     ctx.reporter.set_forward(index, ForwardState::Up, None);
-    let mut accept_error_logged = false;
+    let mut backoff = AcceptBackoff::new(forward.spec.clone());
+    let mut limit = Limit::new(ctx.max_connections);
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                accept_error_logged = false;
-                let stop = ctx.stop.clone();
-                let conn = handle(index, stream, peer, forward.clone(), ctx.clone());
-                ctx.tasks.spawn(async move {
-                    tokio::select! {
-                        _ = stop.cancelled() => {}
-                        _ = conn => {}
-                    }
-                });
-            }
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning; log once per episode.
-                if !accept_error_logged {
-                    tracing::warn!(forward = %forward.spec, error = %e, "accept failed; backing off");
-                    accept_error_logged = true;
+                tokio::time::sleep(backoff.failed(&e)).await;
+                continue;
+            }
+        };
+        backoff.succeeded();
+        // Over the limit the stream is dropped here: closed at once.
+        let Some(permit) = limit.admit(index, &forward, &ctx.reporter) else {
+            continue;
+        };
+        let stop = ctx.stop.clone();
+        let conn = handle(index, stream, peer, forward.clone(), ctx.clone());
+        ctx.tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = conn => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One forward's connection limit. A burst of refusals starts at the first refused connection
+/// (logged, and shown as the forward's message) and ends once the forward is back at half its
+/// limit (logged with the number refused), so a flood costs two log lines, not one per
+/// connection.
+struct Limit {
+    permits: Arc<Semaphore>,
+    max: usize,
+    /// Connections refused in the current burst; `None` outside a burst.
+    refused: Option<u64>,
+}
+
+impl Limit {
+    fn new(max: usize) -> Self {
+        Limit {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+            refused: None,
+        }
+    }
+
+    /// A slot for one more connection, held for as long as it runs; `None` when full.
+    fn admit(
+        &mut self,
+        index: usize,
+        forward: &LocalForward,
+        reporter: &Reporter,
+    ) -> Option<OwnedSemaphorePermit> {
+        let in_use = self.max - self.permits.available_permits();
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                if let Some(refused) = self.refused.filter(|_| in_use <= self.max / 2) {
+                    let max = self.max;
+                    tracing::info!(forward = %forward.spec, refused, "back under the connection limit ({max})");
+                    let message = format!(
+                        "connection limit ({max}) was reached; {refused} connections were refused"
+                    );
+                    reporter.set_forward(index, ForwardState::Up, Some(message));
+                    self.refused = None;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some(permit)
+            }
+            Err(_) => {
+                match &mut self.refused {
+                    Some(refused) => *refused += 1,
+                    None => {
+                        let max = self.max;
+                        tracing::warn!(forward = %forward.spec, "connection limit ({max}) reached; refusing new connections");
+                        let message =
+                            format!("connection limit ({max}) reached; refusing new connections");
+                        reporter.set_forward(index, ForwardState::Up, Some(message));
+                        self.refused = Some(1);
+                    }
+                }
+                None
             }
         }
     }
