@@ -58,6 +58,23 @@ impl AcceptBackoff {
     }
 }
 
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit: a daemon that holds many
+/// connections should not run out of descriptors at a conservative default (often 1024) the
+/// administrator allows it to exceed. Failure only costs headroom, so it is logged and ignored.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let raised = getrlimit(Resource::RLIMIT_NOFILE).and_then(|(soft, hard)| {
+        if soft < hard {
+            setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        }
+        Ok((soft, hard))
+    });
+    match raised {
+        Ok((soft, hard)) => tracing::debug!(soft, hard, "file descriptor limit raised to the hard limit"),
+        Err(error) => tracing::debug!(%error, "cannot raise the file descriptor limit"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 pub mod client;
 mod frame;
+mod slots;
 pub mod server;
 pub mod socket;
 
