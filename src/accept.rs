@@ -70,7 +70,9 @@ pub fn raise_fd_limit() {
         Ok((soft, hard))
     });
     match raised {
-        Ok((soft, hard)) => tracing::debug!(soft, hard, "file descriptor limit raised to the hard limit"),
+        Ok((soft, hard)) => {
+            tracing::debug!(soft, hard, "file descriptor limit raised to the hard limit")
+        }
         Err(error) => tracing::debug!(%error, "cannot raise the file descriptor limit"),
     }
 }

@@ -12,7 +12,8 @@ use toml::Spanned;
 
 use super::raw::{DurationText, Shared};
 use super::values::{
-    agent, jitter, keepalive_count, max_connections, multiplier, non_empty, path, positive_duration, ssh_port,
+    agent, jitter, keepalive_count, max_connections, multiplier, non_empty, path,
+    positive_duration, ssh_port,
 };
 
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);

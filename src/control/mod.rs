@@ -4,8 +4,8 @@
 
 pub mod client;
 mod frame;
-mod slots;
 pub mod server;
+mod slots;
 pub mod socket;
 
 pub use client::{Client, ClientError, ResponseStream};

@@ -174,7 +174,10 @@ async fn over_the_limit_with_every_client_busy_is_busy() {
             .stream(&Request::Watch { name: None })
             .await
             .expect("watch");
-        within("status", stream.next()).await.expect("item").expect("ok");
+        within("status", stream.next())
+            .await
+            .expect("item")
+            .expect("ok");
         stream
     };
     let first = watch().await;
