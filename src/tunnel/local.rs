@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::client::Msg;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,6 +24,11 @@ use crate::net::LocalStream;
 /// How long the relay may take to confirm a channel (it connects to the target first, and an
 /// unreachable target can otherwise block for minutes: russh #329).
 const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Connections the kernel queues for a TCP listener until it accepts them. Beyond the queue a
+/// new connection's SYN is dropped and its client waits a second or more to retry, so the
+/// queue is sized for bursts (a browser opening dozens of connections at once), not the
+/// usual 128.
+const LISTEN_BACKLOG: u32 = 1024;
 /// Retry pace for a local port that is in use.
 const REBIND_DELAY: Duration = Duration::from_secs(2);
 
@@ -270,7 +275,15 @@ impl Listener {
     async fn bind(listen: &LocalListen) -> io::Result<Self> {
         match listen {
             LocalListen::Tcp { addr, port } => {
-                Ok(Listener::Tcp(TcpListener::bind((*addr, *port)).await?))
+                let addr = std::net::SocketAddr::new(*addr, *port);
+                let socket = match addr {
+                    std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                    std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
+                };
+                // As `TcpListener::bind` does: rebinding right after a restart must work.
+                socket.set_reuseaddr(true)?;
+                socket.bind(addr)?;
+                Ok(Listener::Tcp(socket.listen(LISTEN_BACKLOG)?))
             }
             LocalListen::Unix(path) => {
                 remove_stale_socket(path).await?;
