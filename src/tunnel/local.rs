@@ -321,3 +321,59 @@ async fn remove_stale_socket(path: &std::path::Path) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_forward_local;
+    use crate::tunnel::state::{ForwardKind, ForwardStatus};
+
+    fn reporter(spec: &str) -> Reporter {
+        let forward = ForwardStatus {
+            kind: ForwardKind::Local,
+            spec: spec.to_owned(),
+            state: ForwardState::Up,
+            error: None,
+        };
+        Reporter::new("t", vec![forward], Default::default())
+    }
+
+    fn message(reporter: &Reporter) -> Option<String> {
+        reporter.current().forwards[0].error.clone()
+    }
+
+    #[test]
+    fn a_burst_is_reported_when_it_starts_and_when_back_at_half_the_limit() {
+        let forward = parse_forward_local("9999:localhost:22").unwrap();
+        let reporter = reporter(&forward.spec);
+        let mut limit = Limit::new(4);
+        let mut held: Vec<_> = (0..4)
+            .map(|_| {
+                limit
+                    .admit(0, &forward, &reporter)
+                    .expect("under the limit")
+            })
+            .collect();
+        assert_eq!(message(&reporter), None);
+
+        for _ in 0..3 {
+            assert!(
+                limit.admit(0, &forward, &reporter).is_none(),
+                "over the limit"
+            );
+        }
+        assert_eq!(limit.refused, Some(3));
+        let refusing = "connection limit (4) reached; refusing new connections";
+        assert_eq!(message(&reporter).as_deref(), Some(refusing));
+
+        // One slot free is not the end of the burst: 3 of 4 still in use.
+        held.pop();
+        held.push(limit.admit(0, &forward, &reporter).expect("a free slot"));
+        assert_eq!(limit.refused, Some(3));
+        held.truncate(2);
+        let _next = limit.admit(0, &forward, &reporter).expect("half free");
+        assert_eq!(limit.refused, None, "the burst is over");
+        let over = "connection limit (4) was reached; 3 connections were refused";
+        assert_eq!(message(&reporter).as_deref(), Some(over));
+    }
+}
