@@ -273,23 +273,35 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning() {
     };
     let echo = EchoServer::start();
     let port = free_port();
+    let spec = local_spec(port, echo.port());
     let config = write_config(
         relay.dir.path(),
-        &relay.tunnel("t", vec![local_spec(port, echo.port())], vec![]),
+        &relay.tunnel("t", vec![spec.clone()], vec![]),
     );
     let nofile = format!("--nofile={NOFILE}:{NOFILE}");
     let d = Pairtund::start_wrapped(&["prlimit", &nofile, "--"], &config);
     d.wait_ready();
     wait_state(&d, "t", "up");
-    let exhausted = |log: &str| {
-        log.lines()
-            .filter(|l| l.contains("accept failed") && l.contains("Too many open files"))
+    // Lines about one listener: the forward, or the control socket.
+    let lines = |listener: &str, what: &str| {
+        let listener = format!("listener={listener}");
+        d.log()
+            .lines()
+            .filter(|l| l.contains(&listener) && l.contains(what))
             .count()
     };
+    let listeners = [spec.as_str(), "control socket"];
     let idle = usage(d.pid()).fds;
     for episode in 1..=2 {
         let held = connections(port, NOFILE);
-        wait::until("accept failing", WITHIN, || exhausted(&d.log()) == episode);
+        wait::until("forward: accept failing", WITHIN, || {
+            lines(&spec, "Too many open files") == episode
+        });
+        // Queued at the control socket, which cannot accept it either now.
+        let control = UnixStream::connect(&d.socket).expect("control connect");
+        wait::until("control socket: accept failing", WITHIN, || {
+            lines("control socket", "Too many open files") == episode
+        });
         let before = usage(d.pid());
         // The measurement window: time must pass for a busy loop to show.
         std::thread::sleep(Duration::from_secs(2));
@@ -300,18 +312,28 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning() {
             ticks < MAX_TICKS,
             "{ticks} ticks of CPU in 2 s while out of descriptors"
         );
-        assert_eq!(
-            exhausted(&d.log()),
-            episode,
-            "logged once per episode:\n{}",
-            d.log()
-        );
+        for listener in listeners {
+            let logged = lines(listener, "Too many open files");
+            assert_eq!(
+                logged,
+                episode,
+                "{listener}: once per episode:\n{}",
+                d.log()
+            );
+        }
 
-        drop(held);
-        wait::until("accepting again", WITHIN, || {
-            count(&d.log(), "accepting again") == episode
-        });
+        drop((held, control));
+        for listener in listeners {
+            wait::until(&format!("{listener}: accepting again"), WITHIN, || {
+                lines(listener, "accepting again") == episode
+            });
+        }
         roundtrip(addr(port), b"served again", Duration::from_secs(5)).expect("after release");
+        assert_eq!(
+            d.ctl(&["status"]).status.code(),
+            Some(0),
+            "control served again"
+        );
         // Every released connection closed, so the next episode starts from scratch.
         wait::until("descriptors back to idle", WITHIN, || {
             usage(d.pid()).fds <= idle
