@@ -24,6 +24,7 @@ use pairtun::wakeup::{self, Sources};
 fn main() -> ExitCode {
     let args = DaemonArgs::parse();
     pairtun::logging::init();
+    pairtun::accept::raise_fd_limit();
     let env = Env::from_process();
     let path = args.config.unwrap_or_else(|| config::default_path(&env));
     let config = match config::load(&path, &env) {
@@ -47,10 +48,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config, env, socket_path))
+    let limits = server::Limits {
+        max_connections: args.control_connections,
+        ..server::Limits::default()
+    };
+    runtime.block_on(run(config, env, socket_path, limits))
 }
 
-async fn run(config: config::Config, env: Env, socket_path: PathBuf) -> ExitCode {
+async fn run(
+    config: config::Config,
+    env: Env,
+    socket_path: PathBuf,
+    limits: server::Limits,
+) -> ExitCode {
     let mut signals = match Signals::new([SIGHUP, SIGTERM, SIGINT]) {
         Ok(s) => s,
         Err(e) => {
@@ -79,7 +89,7 @@ async fn run(config: config::Config, env: Env, socket_path: PathBuf) -> ExitCode
         listener,
         Arc::new(ControlHandler::new(daemon.clone())),
         stop_serving.clone(),
-        server::Limits::default(),
+        limits,
     ));
     // Ready once the socket listens and the tunnels are started, not connected: a relay that
     // is down must not fail the unit. (Every notify is a no-op without NOTIFY_SOCKET.)

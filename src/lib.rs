@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod backoff;
 pub mod config;
 pub mod control;

@@ -98,6 +98,8 @@ pub struct TunnelConfig {
     pub autostart: bool,
     /// Keepalive, timeout and backoff settings.
     pub timing: Timing,
+    /// Connections each `-L` forward runs at once; more are closed as they arrive.
+    pub max_connections: usize,
     /// What to do with host keys not yet in `known_hosts`.
     pub host_key_policy: HostKeyPolicy,
     /// The known_hosts file (tilde-expanded).

@@ -12,7 +12,8 @@ use toml::Spanned;
 
 use super::raw::{DurationText, Shared};
 use super::values::{
-    agent, jitter, keepalive_count, multiplier, non_empty, path, positive_duration, ssh_port,
+    agent, jitter, keepalive_count, max_connections, multiplier, non_empty, path,
+    positive_duration, ssh_port,
 };
 
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -21,6 +22,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Long enough to ride out a typical reconnect, short enough that a client gives up on a
 /// relay that is really gone instead of hanging.
 const CONNECTION_HOLD: Duration = Duration::from_secs(30);
+/// Far more than a pairing session opens, few enough that a flood cannot take every file
+/// descriptor the daemon has.
+const MAX_CONNECTIONS: usize = 1024;
 const BACKOFF: BackoffConfig = BackoffConfig {
     initial: Duration::from_secs(1),
     max: Duration::from_secs(60),
@@ -48,6 +52,7 @@ pub(crate) struct Settings {
     keepalive_count: Option<u32>,
     connect_timeout: Option<Duration>,
     connection_hold: Option<Duration>,
+    max_connections: Option<usize>,
     backoff_initial: Option<At<Duration>>,
     backoff_max: Option<At<Duration>>,
     backoff_multiplier: Option<f64>,
@@ -79,6 +84,7 @@ pub(crate) struct Resolved {
     pub identities: Identities,
     pub agent: AgentSource,
     pub timing: Timing,
+    pub max_connections: usize,
     pub host_key_policy: HostKeyPolicy,
     pub known_hosts: PathBuf,
 }
@@ -112,6 +118,7 @@ impl Settings {
                 .connection_hold
                 .map(|d| positive_duration(d, "connection_hold"))
                 .transpose()?,
+            max_connections: raw.max_connections.map(max_connections).transpose()?,
             backoff_initial: duration_at(
                 backoff.and_then(|b| b.initial.as_ref()),
                 "backoff initial",
@@ -145,6 +152,7 @@ impl Settings {
             keepalive_count: self.keepalive_count.or(f.keepalive_count),
             connect_timeout: self.connect_timeout.or(f.connect_timeout),
             connection_hold: self.connection_hold.or(f.connection_hold),
+            max_connections: self.max_connections.or(f.max_connections),
             backoff_initial: self.backoff_initial.or(f.backoff_initial),
             backoff_max: self.backoff_max.or(f.backoff_max),
             backoff_multiplier: self.backoff_multiplier.or(f.backoff_multiplier),
@@ -219,6 +227,7 @@ impl Settings {
             identities,
             agent: self.agent.clone().unwrap_or(AgentSource::Env),
             timing: self.timing()?,
+            max_connections: self.max_connections.unwrap_or(MAX_CONNECTIONS),
             host_key_policy: self.host_key_policy.unwrap_or(HostKeyPolicy::Strict),
             known_hosts,
         })

@@ -92,6 +92,7 @@ fn tunnel(
         remote,
         autostart: raw.autostart.unwrap_or(true),
         timing: resolved.timing,
+        max_connections: resolved.max_connections,
         host_key_policy: resolved.host_key_policy,
         known_hosts: resolved.known_hosts,
     };

@@ -65,6 +65,19 @@ pub(crate) fn keepalive_count(c: &Spanned<i64>) -> Result<u32, Fault> {
     }
 }
 
+/// The most `max_connections` may be: far beyond any pairing session, still bounded.
+pub(crate) const MAX_CONNECTIONS_LIMIT: i64 = 1_000_000;
+
+pub(crate) fn max_connections(c: &Spanned<i64>) -> Result<usize, Fault> {
+    match *c.get_ref() {
+        n @ 1..=MAX_CONNECTIONS_LIMIT => Ok(n as usize),
+        n => Err(Fault::new(
+            c.span().start,
+            format!("max_connections {n} is out of range (1-{MAX_CONNECTIONS_LIMIT})"),
+        )),
+    }
+}
+
 pub(crate) fn multiplier(m: &Spanned<f64>) -> Result<f64, Fault> {
     let v = *m.get_ref();
     if (1.0..=100.0).contains(&v) {

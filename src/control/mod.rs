@@ -5,6 +5,7 @@
 pub mod client;
 mod frame;
 pub mod server;
+mod slots;
 pub mod socket;
 
 pub use client::{Client, ClientError, ResponseStream};

@@ -1,7 +1,9 @@
 //! The daemon side of the control socket: accepts clients of the same user, greets them, reads
 //! bounded request lines under deadlines and answers through a [`Handler`]. What the requests
 //! *do* is the handler's business; this module only guarantees that no client — slow, silent,
-//! huge or malformed — can hurt the daemon or other clients.
+//! huge or malformed — can hurt the daemon or other clients: connections are capped, and at the
+//! cap the client idle longest makes room (the `slots` module), so a flood of silent
+//! connections costs a bounded number of descriptors and never locks out `pairtunctl status`.
 
 use std::future::Future;
 use std::io;
@@ -12,13 +14,15 @@ use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::StreamCommon;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::frame::{Frame, read_frame};
+use super::slots::{Slot, Slots};
 use super::socket::Listener;
+use crate::accept::AcceptBackoff;
 use crate::protocol::{
     ErrorKind, Greeting, MAX_FRAME, REQUEST_TIMEOUT, Request, Response, decode_request, encode,
 };
@@ -50,7 +54,8 @@ pub trait Handler: Send + Sync + 'static {
 /// The bounds that keep one client from hurting others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections served at once; more get `error busy`.
+    /// Connections held at once. At the limit a new client evicts the one that has waited
+    /// longest for its next request; only when every client is busy does it get `error busy`.
     pub max_connections: usize,
     /// How long a client may take to send a whole request line.
     pub idle_timeout: Duration,
@@ -58,10 +63,15 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
+impl Limits {
+    /// Plenty for a user's `pairtunctl`s, `--watch`es and scripts; few descriptors.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_connections: 64,
+            max_connections: Limits::DEFAULT_MAX_CONNECTIONS,
             idle_timeout: REQUEST_TIMEOUT,
             request_timeout: REQUEST_TIMEOUT,
         }
@@ -83,7 +93,8 @@ pub async fn serve<H: Handler>(
     limits: Limits,
 ) {
     let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Slots::new(limits.max_connections);
+    let mut backoff = AcceptBackoff::new("control socket");
     let own_euid = nix::unistd::geteuid().as_raw();
     tracing::info!(socket = %listener.path().display(), "control socket listening");
     loop {
@@ -94,14 +105,14 @@ pub async fn serve<H: Handler>(
         let conn = match accepted {
             Ok(conn) => conn,
             Err(e) => {
-                // Typically EMFILE: pause instead of spinning until a descriptor frees up.
-                tracing::warn!(error = %e, "control socket accept failed");
+                let pause = backoff.failed(&e);
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    () = tokio::time::sleep(pause) => continue,
                 }
             }
         };
+        backoff.succeeded();
         let creds = conn.peer_creds();
         let peer_euid = creds.as_ref().ok().and_then(|c| c.euid());
         if !peer_allowed(peer_euid, own_euid) {
@@ -113,30 +124,37 @@ pub async fn serve<H: Handler>(
             );
             continue;
         }
-        match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
+        match slots.claim() {
+            Ok(slot) => {
                 let (handler, shutdown) = (handler.clone(), shutdown.clone());
                 tracker.spawn(async move {
                     tokio::select! {
-                        result = converse(&conn, &*handler, limits) => if let Err(e) = result {
+                        result = converse(&conn, &*handler, &slot, limits) => if let Err(e) = result {
                             tracing::debug!(error = %e, "control connection ended");
                         },
+                        () = slot.evicted.cancelled() => {
+                            tracing::debug!("idle control connection evicted for a new one");
+                            let evicted = Response::error(
+                                ErrorKind::Busy,
+                                "closed to make room: too many control connections",
+                            );
+                            let _ = send(&conn, &evicted, BUSY_WRITE).await;
+                        }
                         () = shutdown.cancelled() => {}
                     }
-                    drop(permit);
                 });
             }
             Err(_) => {
                 tracing::warn!(
                     limit = limits.max_connections,
-                    "control connection refused: busy"
+                    "control connection refused: every connection is busy"
                 );
                 tracker.spawn(async move {
                     let busy = Response::error(
                         ErrorKind::Busy,
                         "pairtund has too many control connections; try again",
                     );
-                    let _ = send(&conn, &busy, Duration::from_secs(1)).await;
+                    let _ = send(&conn, &busy, BUSY_WRITE).await;
                 });
             }
         }
@@ -147,18 +165,30 @@ pub async fn serve<H: Handler>(
     tracker.wait().await;
 }
 
-/// One client: greeting, then request after request, until it leaves or misbehaves.
-async fn converse<H: Handler>(conn: &Stream, handler: &H, limits: Limits) -> io::Result<()> {
+/// How long a refused or evicted client gets to take its goodbye.
+const BUSY_WRITE: Duration = Duration::from_secs(1);
+
+/// One client: greeting, then request after request, until it leaves or misbehaves. `slot`
+/// is idle (evictable) only while waiting for a request.
+async fn converse<H: Handler>(
+    conn: &Stream,
+    handler: &H,
+    slot: &Slot,
+    limits: Limits,
+) -> io::Result<()> {
     let write_deadline = limits.request_timeout;
     let mut reader = BufReader::new(conn);
     let mut line = Vec::new();
     send(conn, &Greeting::current(), write_deadline).await?;
     loop {
+        slot.idle();
         let frame = timeout(
             limits.idle_timeout,
             read_frame(&mut reader, &mut line, MAX_FRAME),
-        );
-        let reply = match frame.await {
+        )
+        .await;
+        slot.busy();
+        let reply = match frame {
             Ok(Ok(Frame::Line)) => answer(handler, &line, limits.request_timeout).await,
             Ok(Ok(Frame::Eof)) => return Ok(()),
             Ok(Err(e)) => return Err(e),

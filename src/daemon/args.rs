@@ -16,4 +16,13 @@ pub struct DaemonArgs {
     /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
     #[arg(long, env = "PAIRTUN_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Control connections held at once; at the limit the one idle longest is closed to make
+    /// room, so silent clients cannot lock pairtunctl out
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::control::Limits::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096),
+    )]
+    pub control_connections: usize,
 }

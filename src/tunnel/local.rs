@@ -1,26 +1,34 @@
 //! `-L` forwards. The listener is bound for as long as the tunnel is enabled — across
 //! reconnects — so a connection that arrives while the session is down waits (bounded) for the
-//! next session instead of being refused.
+//! next session instead of being refused. At most `max_connections` connections run at once
+//! per forward; more are accepted and closed at once (the client sees the connection end instead
+//! of hanging in the listen queue), and each burst of them is reported once.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use russh::client::Msg;
-use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Live;
 use super::pump::{ConnectionGuard, Counters, pump};
 use super::state::{ForwardState, Reporter};
+use crate::accept::AcceptBackoff;
 use crate::config::{LocalForward, LocalListen, Target};
 use crate::net::LocalStream;
 
 /// How long the relay may take to confirm a channel (it connects to the target first, and an
 /// unreachable target can otherwise block for minutes: russh #329).
 const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Connections the kernel queues for a TCP listener until it accepts them. Beyond the queue a
+/// new connection's SYN is dropped and its client waits a second or more to retry, so the
+/// queue is sized for bursts (a browser opening dozens of connections at once), not the
+/// usual 128.
+const LISTEN_BACKLOG: u32 = 1024;
 /// Retry pace for a local port that is in use.
 const REBIND_DELAY: Duration = Duration::from_secs(2);
 
@@ -41,6 +49,8 @@ pub struct ListenerContext {
     /// How long a connection accepted between sessions waits for the next one
     /// (`connection_hold`).
     pub hold: Duration,
+    /// Connections each forward runs at once (`max_connections`).
+    pub max_connections: usize,
 }
 
 /// Serves forward `index` until the task is aborted (which closes the listener; connections
@@ -48,27 +58,87 @@ pub struct ListenerContext {
 pub async fn serve(index: usize, forward: LocalForward, ctx: ListenerContext) {
     let listener = bind_until_ok(index, &forward, &ctx.reporter).await;
     ctx.reporter.set_forward(index, ForwardState::Up, None);
-    let mut accept_error_logged = false;
+    let mut backoff = AcceptBackoff::new(forward.spec.clone());
+    let mut limit = Limit::new(ctx.max_connections);
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                accept_error_logged = false;
-                let stop = ctx.stop.clone();
-                let conn = handle(index, stream, peer, forward.clone(), ctx.clone());
-                ctx.tasks.spawn(async move {
-                    tokio::select! {
-                        _ = stop.cancelled() => {}
-                        _ = conn => {}
-                    }
-                });
-            }
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning; log once per episode.
-                if !accept_error_logged {
-                    tracing::warn!(forward = %forward.spec, error = %e, "accept failed; backing off");
-                    accept_error_logged = true;
+                tokio::time::sleep(backoff.failed(&e)).await;
+                continue;
+            }
+        };
+        backoff.succeeded();
+        // Over the limit the stream is dropped here: closed at once.
+        let Some(permit) = limit.admit(index, &forward, &ctx.reporter) else {
+            continue;
+        };
+        let stop = ctx.stop.clone();
+        let conn = handle(index, stream, peer, forward.clone(), ctx.clone());
+        ctx.tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = conn => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One forward's connection limit. A burst of refusals starts at the first refused connection
+/// (logged, and shown as the forward's message) and ends once the forward is back at half its
+/// limit (logged with the number refused), so a flood costs two log lines, not one per
+/// connection.
+struct Limit {
+    permits: Arc<Semaphore>,
+    max: usize,
+    /// Connections refused in the current burst; `None` outside a burst.
+    refused: Option<u64>,
+}
+
+impl Limit {
+    fn new(max: usize) -> Self {
+        Limit {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+            refused: None,
+        }
+    }
+
+    /// A slot for one more connection, held for as long as it runs; `None` when full.
+    fn admit(
+        &mut self,
+        index: usize,
+        forward: &LocalForward,
+        reporter: &Reporter,
+    ) -> Option<OwnedSemaphorePermit> {
+        let in_use = self.max - self.permits.available_permits();
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                if let Some(refused) = self.refused.filter(|_| in_use <= self.max / 2) {
+                    let max = self.max;
+                    tracing::info!(forward = %forward.spec, refused, "back under the connection limit ({max})");
+                    let message = format!(
+                        "connection limit ({max}) was reached; {refused} connections were refused"
+                    );
+                    reporter.set_forward(index, ForwardState::Up, Some(message));
+                    self.refused = None;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some(permit)
+            }
+            Err(_) => {
+                match &mut self.refused {
+                    Some(refused) => *refused += 1,
+                    None => {
+                        let max = self.max;
+                        tracing::warn!(forward = %forward.spec, "connection limit ({max}) reached; refusing new connections");
+                        let message =
+                            format!("connection limit ({max}) reached; refusing new connections");
+                        reporter.set_forward(index, ForwardState::Up, Some(message));
+                        self.refused = Some(1);
+                    }
+                }
+                None
             }
         }
     }
@@ -207,7 +277,15 @@ impl Listener {
     async fn bind(listen: &LocalListen) -> io::Result<Self> {
         match listen {
             LocalListen::Tcp { addr, port } => {
-                Ok(Listener::Tcp(TcpListener::bind((*addr, *port)).await?))
+                let addr = std::net::SocketAddr::new(*addr, *port);
+                let socket = match addr {
+                    std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                    std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
+                };
+                // As `TcpListener::bind` does: rebinding right after a restart must work.
+                socket.set_reuseaddr(true)?;
+                socket.bind(addr)?;
+                Ok(Listener::Tcp(socket.listen(LISTEN_BACKLOG)?))
             }
             LocalListen::Unix(path) => {
                 remove_stale_socket(path).await?;
@@ -243,5 +321,62 @@ async fn remove_stale_socket(path: &std::path::Path) -> io::Result<()> {
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_forward_local;
+    use crate::tunnel::state::{ForwardKind, ForwardStatus};
+
+    fn reporter(spec: &str) -> Reporter {
+        let forward = ForwardStatus {
+            kind: ForwardKind::Local,
+            spec: spec.to_owned(),
+            state: ForwardState::Up,
+            error: None,
+            peer: None,
+        };
+        Reporter::new("t", vec![forward], Default::default())
+    }
+
+    fn message(reporter: &Reporter) -> Option<String> {
+        reporter.current().forwards[0].error.clone()
+    }
+
+    #[test]
+    fn a_burst_is_reported_when_it_starts_and_when_back_at_half_the_limit() {
+        let forward = parse_forward_local("9999:localhost:22").unwrap();
+        let reporter = reporter(&forward.spec);
+        let mut limit = Limit::new(4);
+        let mut held: Vec<_> = (0..4)
+            .map(|_| {
+                limit
+                    .admit(0, &forward, &reporter)
+                    .expect("under the limit")
+            })
+            .collect();
+        assert_eq!(message(&reporter), None);
+
+        for _ in 0..3 {
+            assert!(
+                limit.admit(0, &forward, &reporter).is_none(),
+                "over the limit"
+            );
+        }
+        assert_eq!(limit.refused, Some(3));
+        let refusing = "connection limit (4) reached; refusing new connections";
+        assert_eq!(message(&reporter).as_deref(), Some(refusing));
+
+        // One slot free is not the end of the burst: 3 of 4 still in use.
+        held.pop();
+        held.push(limit.admit(0, &forward, &reporter).expect("a free slot"));
+        assert_eq!(limit.refused, Some(3));
+        held.truncate(2);
+        let _next = limit.admit(0, &forward, &reporter).expect("half free");
+        assert_eq!(limit.refused, None, "the burst is over");
+        let over = "connection limit (4) was reached; 3 connections were refused";
+        assert_eq!(message(&reporter).as_deref(), Some(over));
     }
 }

@@ -161,6 +161,7 @@ impl Supervisor {
             tasks: listeners.tasks.clone(),
             stop: listeners.stop.clone(),
             hold: self.config.timing.connection_hold,
+            max_connections: self.config.max_connections,
         };
         for (index, forward) in self.config.local.iter().enumerate() {
             listeners

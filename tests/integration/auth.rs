@@ -16,13 +16,15 @@ use crate::support::wait;
 const WITHIN: Duration = Duration::from_secs(20);
 
 /// An `ssh-agent` in the foreground on a socket in the test dir, killed on drop.
-struct Agent {
+pub struct Agent {
     child: Child,
-    socket: std::path::PathBuf,
+    /// Its socket (`SSH_AUTH_SOCK`).
+    pub socket: std::path::PathBuf,
 }
 
 impl Agent {
-    fn start(dir: &Path) -> Agent {
+    /// Starts an agent on `dir/agent.sock`.
+    pub fn start(dir: &Path) -> Agent {
         let socket = dir.join("agent.sock");
         let child = Command::new("ssh-agent")
             .arg("-D")
@@ -38,7 +40,8 @@ impl Agent {
         Agent { child, socket }
     }
 
-    fn add(&self, key: &Path) {
+    /// Adds the (unencrypted) private key `key`.
+    pub fn add(&self, key: &Path) {
         let out = Command::new("ssh-add")
             .arg(key)
             .env("SSH_AUTH_SOCK", &self.socket)

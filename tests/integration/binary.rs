@@ -40,7 +40,31 @@ impl Pairtund {
         socket: &std::path::Path,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Pairtund {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pairtund"))
+        Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_pairtund")),
+            config,
+            socket,
+            env,
+        )
+    }
+
+    /// Starts `pairtund` through a wrapper that execs it (`prlimit … --`), so the child is
+    /// still the daemon itself.
+    pub fn start_wrapped(wrapper: &[&str], config: &std::path::Path) -> Pairtund {
+        let (program, args) = wrapper.split_first().expect("a wrapper command");
+        let mut cmd = Command::new(program);
+        cmd.args(args).arg(env!("CARGO_BIN_EXE_pairtund"));
+        let socket = config.with_file_name("run").join("pairtund.sock");
+        Self::spawn(cmd, config, &socket, &[])
+    }
+
+    fn spawn(
+        mut cmd: Command,
+        config: &std::path::Path,
+        socket: &std::path::Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Pairtund {
+        let mut child = cmd
             .arg("--config")
             .arg(config)
             .arg("--socket")

@@ -5,6 +5,7 @@ mod binary;
 mod control;
 mod fixtures;
 mod harness;
+mod limits;
 mod pairing;
 mod resilience;
 mod scale;

@@ -13,22 +13,13 @@ use tokio::sync::Barrier;
 use crate::binary::Pairtund;
 use crate::harness::{EchoTunnel, Relay, local_spec, start_daemon, wait_up, write_config};
 use crate::support::echo::{EchoServer, roundtrip, roundtrip_async};
+use crate::support::procfs::{descriptors_for, usage};
 use crate::support::proxy::ChaosProxy;
 use crate::support::sshd::free_port;
 use crate::support::wait;
 
 fn addr(port: u16) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// Raises this process's soft open-file limit to the hard one (children inherit it).
-fn raise_nofile_limit() -> u64 {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
-    }
-    hard
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,8 +72,7 @@ async fn fifty_tunnels_in_one_daemon_all_carry_traffic() {
 async fn a_thousand_concurrent_connections_through_one_forward() {
     const CLIENTS: usize = 1_000;
     // Each client costs this process 2 fds (client + echo side) and sshd 1.
-    if raise_nofile_limit() < 3 * CLIENTS as u64 + 200 {
-        eprintln!("skipping: the open-file limit is too low for {CLIENTS} connections");
+    if !descriptors_for(3 * CLIENTS as u64 + 200) {
         return;
     }
     let Some(tunnel) = EchoTunnel::start("wide").await else {
@@ -124,28 +114,6 @@ async fn a_thousand_concurrent_connections_through_one_forward() {
     assert_eq!(status.session, 1, "no reconnect under load: {status:#?}");
     eprintln!("{CLIENTS} concurrent echoes in {:?}", started.elapsed());
     tunnel.daemon.shutdown().await;
-}
-
-/// What the soak samples of the daemon process.
-#[derive(Debug, Clone, Copy)]
-struct Footprint {
-    fds: usize,
-    rss_kib: u64,
-}
-
-impl Footprint {
-    fn of(pid: u32) -> Footprint {
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .expect("/proc/PID/fd")
-            .count();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-        let rss_kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS");
-        Footprint { fds, rss_kib }
-    }
 }
 
 /// The `session` counter of the daemon's only tunnel, once it is `up`.
@@ -232,17 +200,17 @@ fn reconnect_cycles_all_recover_and_leave_fds_and_memory_flat() {
         )
         .unwrap_or_else(|e| panic!("cycle {cycle}: no traffic after recovery: {e}"));
         if cycle == warm_up {
-            baseline = Some(Footprint::of(daemon.pid()));
+            baseline = Some(usage(daemon.pid()));
         }
     }
     // Closed connections leave the proxy's count a moment later; let the daemon settle too.
     let end = wait::poll(Duration::from_secs(10), || {
-        let now = Footprint::of(daemon.pid());
+        let now = usage(daemon.pid());
         let before = baseline.expect("sampled");
         (now.fds <= before.fds).then_some(now)
     });
     let before = baseline.expect("sampled");
-    let end = end.unwrap_or_else(|| Footprint::of(daemon.pid()));
+    let end = end.unwrap_or_else(|| usage(daemon.pid()));
     eprintln!(
         "soak: {cycles} cycles in {:?}; after warm-up {before:?}, at the end {end:?}",
         started.elapsed()

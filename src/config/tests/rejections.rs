@@ -47,6 +47,18 @@ pub(super) const CASES: &[(&str, usize, usize, &str)] = &[
         19,
         "invalid duration \"forever\" for connection_hold",
     ),
+    (
+        "[defaults]\nmax_connections = 0\n",
+        2,
+        19,
+        "max_connections 0 is out of range (1-1000000)",
+    ),
+    (
+        "[tunnels.t]\nhost = \"h\"\nlocal = [\"1:x:2\"]\nmax_connections = 1000001\n",
+        4,
+        19,
+        "max_connections 1000001 is out of range (1-1000000)",
+    ),
     // keepalive_count
     (
         "[defaults]\nkeepalive_count = 0\n",

@@ -44,6 +44,7 @@ fn built_in_defaults() {
         },
     };
     assert_eq!(t.timing, want);
+    assert_eq!(t.max_connections, 1024);
 }
 
 #[test]
@@ -63,6 +64,7 @@ keepalive_interval = "250ms"
 keepalive_count = 100
 connect_timeout = "1m30s"
 connection_hold = "2m"
+max_connections = 1
 backoff = { initial = "2s", max = "1h", multiplier = 1.0, jitter = 0.0 }
 host_key_policy = "accept-new"
 known_hosts = "$KEYS/known_hosts"
@@ -87,6 +89,7 @@ agent_socket = "~/agent.sock"
     assert_eq!(t.timing.keepalive_count, 100);
     assert_eq!(t.timing.connect_timeout, secs(90));
     assert_eq!(t.timing.connection_hold, secs(120));
+    assert_eq!(t.max_connections, 1);
     assert_eq!(
         t.timing.backoff,
         BackoffConfig {
@@ -115,6 +118,7 @@ keepalive_interval = "5s"
 keepalive_count = 1
 connect_timeout = "3s"
 connection_hold = "45s"
+max_connections = 50
 backoff = {{ initial = "500ms", max = "10s", multiplier = 3, jitter = 0.5 }}
 host_key_policy = "accept-new"
 known_hosts = "/etc/kh"
@@ -146,6 +150,7 @@ shutdown_grace = "0s"
             },
         }
     );
+    assert_eq!(t.max_connections, 50);
     assert_eq!(t.host_key_policy, HostKeyPolicy::AcceptNew);
     assert_eq!(t.known_hosts, PathBuf::from("/etc/kh"));
     assert_eq!(t.agent, AgentSource::Disabled);
@@ -159,6 +164,7 @@ user = "dee"
 port = 2200
 identity_files = ["/k/one"]
 keepalive_interval = "5s"
+max_connections = 10
 host_key_policy = "accept-new"
 agent_socket = "/run/a"
 
@@ -171,11 +177,13 @@ user = "bee"
 port = 22
 identity_files = []
 keepalive_interval = "7s"
+max_connections = 20
 host_key_policy = "strict"
 agent_socket = "$SSH_AUTH_SOCK"
 "#
     ));
     let (a, b) = (tunnel(&cfg, "a"), tunnel(&cfg, "b"));
+    assert_eq!((a.max_connections, b.max_connections), (10, 20));
     assert_eq!(
         (a.user.as_str(), a.port, b.user.as_str(), b.port),
         ("dee", 2200, "bee", 22)

@@ -141,14 +141,47 @@ async fn hundred_concurrent_clients_are_all_answered() {
 }
 
 #[tokio::test]
-async fn over_the_connection_limit_is_busy() {
+async fn at_the_limit_the_longest_idle_client_makes_room() {
     let limits = Limits {
         max_connections: 2,
         ..Limits::default()
     };
     let mut fixture = Fixture::start(limits).await;
-    let first = Client::connect(&fixture.path).await.expect("first");
-    let _second = Client::connect(&fixture.path).await.expect("second");
+    let mut oldest = Raw::greeted(&fixture.path).await;
+    let mut newer = Raw::greeted(&fixture.path).await;
+    let mut client = Client::connect(&fixture.path).await.expect("room made");
+    let pong = client.request(&Request::Ping {}).await.expect("ping");
+    assert!(matches!(pong, Response::Pong { .. }), "{pong:?}");
+
+    let goodbye = oldest.reply().await;
+    assert!(is_error(&goodbye, ErrorKind::Busy), "{goodbye:?}");
+    assert_eq!(oldest.line().await, None, "evicted and closed");
+    newer.send(b"{\"op\":\"ping\"}\n").await;
+    assert!(matches!(newer.reply().await, Response::Pong { .. }));
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn over_the_limit_with_every_client_busy_is_busy() {
+    let limits = Limits {
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let mut fixture = Fixture::start(limits).await;
+    let watch = || async {
+        let client = Client::connect(&fixture.path).await.expect("connect");
+        let mut stream = client
+            .stream(&Request::Watch { name: None })
+            .await
+            .expect("watch");
+        within("status", stream.next())
+            .await
+            .expect("item")
+            .expect("ok");
+        stream
+    };
+    let first = watch().await;
+    let _second = watch().await;
     let err = Client::connect(&fixture.path).await.expect_err("third");
     assert!(
         matches!(

@@ -14,6 +14,7 @@ pub mod echo;
 pub mod keys;
 pub mod prng;
 pub mod process;
+pub mod procfs;
 pub mod proxy;
 pub mod ssh;
 pub mod sshd;
