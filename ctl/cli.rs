@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use pairtun::config::{TunnelName, parse_forward_local, parse_forward_remote};
+use pairtun::config::{
+    TunnelName, parse_forward_dynamic, parse_forward_local, parse_forward_remote,
+};
 
 /// How long `up --wait` waits when no timeout is given.
 pub const DEFAULT_WAIT: &str = "30s";
@@ -218,26 +220,11 @@ pub fn parse_remote(spec: &str) -> Result<String, String> {
     }
 }
 
-/// `-D`: `[bind:]port`, with `[…]` around an IPv6 bind address. The library has no parser for
-/// it yet (the daemon rejects dynamic forwards for now), so only the shape is checked here.
+/// `-D`: the same parser as the config file's `dynamic`.
 pub fn parse_dynamic(spec: &str) -> Result<String, String> {
-    const FORM: &str = "expected [bind:]port, e.g. 1080 or localhost:1080";
-    let port = match spec.rsplit_once(':') {
-        None => spec,
-        Some((bind, port)) => {
-            let bracketed = bind.starts_with('[') && bind.ends_with(']') && bind.len() > 2;
-            // An empty bind means all interfaces, as for `-L`.
-            if !bracketed && bind.contains([':', '[', ']']) {
-                return Err(format!("bad bind address {bind:?}; {FORM}"));
-            }
-            port
-        }
-    };
-    match port.parse::<u16>() {
-        Ok(n) if n > 0 && port.bytes().all(|b| b.is_ascii_digit()) => Ok(spec.to_owned()),
-        _ => Err(format!(
-            "port {port:?} is not a number from 1 to 65535; {FORM}"
-        )),
+    match parse_forward_dynamic(spec) {
+        Ok(_) => Ok(spec.to_owned()),
+        Err(e) => Err(unquoted(spec, e)),
     }
 }
 

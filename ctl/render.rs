@@ -64,6 +64,7 @@ fn forward_name(f: &ForwardStatus) -> String {
     let flag = match f.kind {
         ForwardKind::Local => "L",
         ForwardKind::Remote => "R",
+        ForwardKind::Dynamic => "D",
     };
     format!("{flag} {}", f.spec)
 }

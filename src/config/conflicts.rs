@@ -12,7 +12,12 @@ pub(crate) fn check(tunnels: &[Built]) -> Result<(), Fault> {
     let mut bound: Vec<(&LocalListen, &TunnelName, String)> = Vec::new();
     for t in tunnels {
         let local = t.config.local.iter().map(|f| &f.listen).zip(&t.local_at);
-        let dynamic = t.config.dynamic.iter().map(|f| &f.listen).zip(&t.dynamic_at);
+        let dynamic = t
+            .config
+            .dynamic
+            .iter()
+            .map(|f| &f.listen)
+            .zip(&t.dynamic_at);
         let labels = (0..t.config.local.len())
             .map(|i| format!("local[{i}]"))
             .chain((0..t.config.dynamic.len()).map(|i| format!("dynamic[{i}]")));

@@ -273,6 +273,14 @@ pub struct JumpHost {
 
 impl fmt::Display for JumpHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.user, HostPort { host: self.host.clone(), port: self.port })
+        write!(
+            f,
+            "{}@{}",
+            self.user,
+            HostPort {
+                host: self.host.clone(),
+                port: self.port
+            }
+        )
     }
 }

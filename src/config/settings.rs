@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::env::Env;
 use super::error::Fault;
-use super::ssh_config::HostEntry;
 use super::model::{AgentSource, BackoffConfig, HostKeyPolicy, Identities, Timing};
+use super::ssh_config::HostEntry;
 use toml::Spanned;
 
 use super::raw::{DurationText, Shared};

@@ -105,8 +105,8 @@ fn tunnel(name: &SpStr, body: &Spanned<RawTunnel>, ctx: &Context) -> Result<Buil
     let name = TunnelName::new(name.get_ref()).map_err(|e| Fault::new(name.span().start, e))?;
     let alias = host(raw.host.as_ref(), &name, header)?;
     let entry = ctx.ssh.host(&alias);
-    let settings = Settings::from_raw(raw.shared(), ctx.env)?
-        .or(&Settings::from_ssh(&entry).or(ctx.defaults));
+    let settings =
+        Settings::from_raw(raw.shared(), ctx.env)?.or(&Settings::from_ssh(&entry).or(ctx.defaults));
     let (local, local_at) = forwards(&raw.local, "local", parse_forward_local)?;
     let (remote, remote_at) = forwards(&raw.remote, "remote", parse_forward_remote)?;
     let (dynamic, dynamic_at) = forwards(&raw.dynamic, "dynamic", parse_forward_dynamic)?;
@@ -122,13 +122,14 @@ fn tunnel(name: &SpStr, body: &Spanned<RawTunnel>, ctx: &Context) -> Result<Buil
     let jump = match &raw.jump {
         Some(jump) => jump_hosts(jump.get_ref(), ctx)
             .map_err(|e| Fault::new(jump.span().start, format!("jump: {e}")))?,
-        None => jump_hosts(&entry.proxy_jump.clone().unwrap_or_default().join(","), ctx)
-            .map_err(|e| {
+        None => jump_hosts(&entry.proxy_jump.clone().unwrap_or_default().join(","), ctx).map_err(
+            |e| {
                 Fault::new(
                     header,
                     format!("ProxyJump for {alias:?} in the ssh config: {e}"),
                 )
-            })?,
+            },
+        )?,
     };
     let resolved = settings.resolve(ctx.env, header)?;
     let config = TunnelConfig {
@@ -165,7 +166,10 @@ fn jump_hosts(chain: &str, ctx: &Context) -> Result<Vec<JumpHost>, String> {
     if chain.is_empty() || chain.eq_ignore_ascii_case("none") {
         return Ok(Vec::new());
     }
-    chain.split(',').map(|hop| jump_host(hop.trim(), ctx)).collect()
+    chain
+        .split(',')
+        .map(|hop| jump_host(hop.trim(), ctx))
+        .collect()
 }
 
 fn jump_host(hop: &str, ctx: &Context) -> Result<JumpHost, String> {

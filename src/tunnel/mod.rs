@@ -1,6 +1,7 @@
 //! One supervised tunnel: a task that owns the tunnel's SSH session, listeners and state, and a
 //! handle to command it and read its status.
 
+mod dynamic;
 mod local;
 pub mod pump;
 mod remote;
@@ -24,6 +25,8 @@ pub use state::{ForwardKind, ForwardState, ForwardStatus, Published, TunnelState
 pub struct Live {
     /// The russh handle (channel opens, forward requests).
     pub handle: Handle,
+    /// The ProxyJump sessions `handle` runs through, outermost first.
+    pub jumps: Vec<Handle>,
     /// The session's task scope and routes.
     pub shared: Arc<SessionShared>,
 }

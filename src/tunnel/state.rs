@@ -58,6 +58,8 @@ pub enum ForwardKind {
     Local,
     /// `-R`: listens on the relay, connects from here.
     Remote,
+    /// `-D`: a SOCKS server here; each connection goes where its client asks, from the relay.
+    Dynamic,
 }
 
 /// A forward's own state.
@@ -75,7 +77,7 @@ pub enum ForwardState {
 /// One forward in a status report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardStatus {
-    /// `local` or `remote`.
+    /// `local`, `remote` or `dynamic`.
     pub kind: ForwardKind,
     /// The spec as configured.
     pub spec: String,

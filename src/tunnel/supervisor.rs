@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::dynamic;
 use super::local::{self, ListenerContext};
 use super::pump::Counters;
 use super::state::{ForwardKind, ForwardState, ForwardStatus, Published, Reporter, TunnelState};
@@ -104,10 +105,13 @@ impl Supervisor {
         loop {
             if !enabled {
                 // Listeners are closed and there is no session: nothing is established.
-                self.reporter
-                    .set_forwards(ForwardKind::Local, ForwardState::Pending);
-                self.reporter
-                    .set_forwards(ForwardKind::Remote, ForwardState::Pending);
+                for kind in [
+                    ForwardKind::Local,
+                    ForwardKind::Remote,
+                    ForwardKind::Dynamic,
+                ] {
+                    self.reporter.set_forwards(kind, ForwardState::Pending);
+                }
                 self.reporter.set_state(TunnelState::Stopped, 0, None, None);
                 match self.next_command().await {
                     None => return,
@@ -133,8 +137,9 @@ impl Supervisor {
     /// Enabled: listeners bound, sessions attempted until disabled or shut down.
     async fn run_enabled(&mut self) -> Exit {
         self.backoff.reset();
-        self.reporter
-            .set_forwards(ForwardKind::Local, ForwardState::Pending);
+        for kind in [ForwardKind::Local, ForwardKind::Dynamic] {
+            self.reporter.set_forwards(kind, ForwardState::Pending);
+        }
         self.listeners = Some(self.start_listeners());
         let exit = self.connect_loop().await;
         // Closes the listeners and ends their connections.
@@ -161,6 +166,13 @@ impl Supervisor {
                 .set
                 .spawn(local::serve(index, forward.clone(), ctx.clone()));
         }
+        // Status lists local, then remote, then dynamic forwards.
+        let offset = self.config.local.len() + self.config.remote.len();
+        for (i, forward) in self.config.dynamic.iter().enumerate() {
+            listeners
+                .set
+                .spawn(dynamic::serve(offset + i, forward.clone(), ctx.clone()));
+        }
         listeners
     }
 
@@ -184,7 +196,17 @@ impl Supervisor {
             };
             let (error, immediate) = match connected {
                 Err(e) => (e, false),
-                Ok(handle) => match self.serve(Live { handle, shared }, deadline).await {
+                Ok(ssh::Connected { handle, jumps }) => match self
+                    .serve(
+                        Live {
+                            handle,
+                            jumps,
+                            shared,
+                        },
+                        deadline,
+                    )
+                    .await
+                {
                     Served::Shutdown => return Exit::Shutdown,
                     Served::Command(Command::Down) => return Exit::Disabled,
                     Served::Command(_) => {
@@ -310,6 +332,7 @@ impl Supervisor {
             self.drain().await;
         }
         ssh::disconnect(&live.handle, "pairtund: tunnel stopped").await;
+        ssh::disconnect_all(&live.jumps, "pairtund: tunnel stopped").await;
         live.shared.ended.cancel();
         live.shared.tasks.close();
         self.reporter
@@ -344,8 +367,13 @@ fn forward_statuses(config: &TunnelConfig) -> Vec<ForwardStatus> {
         .remote
         .iter()
         .map(|f| (ForwardKind::Remote, f.spec.clone()));
+    let dynamic = config
+        .dynamic
+        .iter()
+        .map(|f| (ForwardKind::Dynamic, f.spec.clone()));
     local
         .chain(remote)
+        .chain(dynamic)
         .map(|(kind, spec)| ForwardStatus {
             kind,
             spec,

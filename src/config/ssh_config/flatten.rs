@@ -18,10 +18,16 @@ const HONOURED: [&str; 7] = [
 /// Keywords that change where or as whom `ssh` connects, which pairtun does not do: ignoring
 /// them silently would connect somewhere else than `ssh HOST` does.
 const IGNORED_WITH_WARNING: [(&str, &str); 4] = [
-    ("proxycommand", "use ProxyJump (or `jump` in pairtun's config) instead"),
+    (
+        "proxycommand",
+        "use ProxyJump (or `jump` in pairtun's config) instead",
+    ),
     ("hostkeyalias", "known_hosts is checked under the HostName"),
     ("canonicalizehostname", "host names are used as written"),
-    ("userknownhostsfile", "set `known_hosts` in pairtun's config instead"),
+    (
+        "userknownhostsfile",
+        "set `known_hosts` in pairtun's config instead",
+    ),
 ];
 
 /// How deep `Include`s may nest (OpenSSH allows 16).

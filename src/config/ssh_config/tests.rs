@@ -156,16 +156,20 @@ fn import_accepts_both_forms_and_says_what_openssh_rejects() {
     );
     assert_eq!(
         i.local,
-        vec!["9999:localhost:1235", "8888:localhost:22", "[::1]:7777:[::1]:22"]
+        vec![
+            "9999:localhost:1235",
+            "8888:localhost:22",
+            "[::1]:7777:[::1]:22"
+        ]
     );
     assert_eq!(i.remote, vec!["1235:localhost:22", "2222:localhost:22"]);
     assert_eq!(i.dynamic, vec!["1080"]);
     let lines: Vec<_> = i.notes.iter().map(|n| (n.line, n.imported)).collect();
     assert_eq!(lines, vec![(3, true), (5, true)]);
     assert!(
-        i.notes[0]
-            .message
-            .contains("OpenSSH rejects this line (it needs two arguments: `LocalForward 8888 localhost:22`)"),
+        i.notes[0].message.contains(
+            "OpenSSH rejects this line (it needs two arguments: `LocalForward 8888 localhost:22`)"
+        ),
         "{}",
         i.notes[0].message
     );

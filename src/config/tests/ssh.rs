@@ -35,7 +35,12 @@ fn precedence_table() {
             SSH,
             "user = \"d_user\"\nport = 3333\nidentity_files = [\"/keys/d\"]",
             "host = \"saturn\"",
-            ("saturn.example.org", "ssh_user", 2222, Some("/keys/ssh_key")),
+            (
+                "saturn.example.org",
+                "ssh_user",
+                2222,
+                Some("/keys/ssh_key"),
+            ),
         ),
         // [defaults] where the ssh config is silent (another host)
         (
@@ -91,7 +96,11 @@ fn proxy_jump_from_ssh_config_resolves_each_hop() {
     // The tunnel's own `jump` wins, and "none" means direct.
     let (cfg, _dir) = with_ssh(ssh, "", "host = \"target\"\njump = \"none\"");
     assert!(tunnel(&cfg, "t").jump.is_empty());
-    let (cfg, _dir) = with_ssh(ssh, "user = \"d\"", "host = \"target\"\njump = \"[::1]:22\"");
+    let (cfg, _dir) = with_ssh(
+        ssh,
+        "user = \"d\"",
+        "host = \"target\"\njump = \"[::1]:22\"",
+    );
     assert_eq!(
         tunnel(&cfg, "t").jump,
         vec![JumpHost {
@@ -104,7 +113,11 @@ fn proxy_jump_from_ssh_config_resolves_each_hop() {
 
 #[test]
 fn ssh_config_warnings_reach_the_config_and_empty_path_disables_it() {
-    let (cfg, _dir) = with_ssh("Host saturn\n  User a\nMatch all\n  User b\n", "", "host = \"saturn\"");
+    let (cfg, _dir) = with_ssh(
+        "Host saturn\n  User a\nMatch all\n  User b\n",
+        "",
+        "host = \"saturn\"",
+    );
     assert_eq!(tunnel(&cfg, "t").user, "a");
     assert_eq!(cfg.warnings.len(), 1);
     assert!(cfg.warnings[0].contains("ssh_config:3: `Match` is not supported"));

@@ -1,0 +1,295 @@
+//! Reaching relays the way people already use SSH (issue 6), against a real sshd on loopback:
+//! a `~/.ssh/config` alias, `-D` SOCKS forwards (curl and raw SOCKS5), and ProxyJump with the
+//! jump path cut and healed.
+
+use std::net::{Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use pairtun::tunnel::{ForwardKind, ForwardState, TunnelState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::harness::{FAST, Relay, local_spec, start_daemon, wait_for, wait_up};
+use crate::support::echo::{EchoServer, roundtrip_async};
+use crate::support::proxy::ChaosProxy;
+use crate::support::sshd::{current_user, free_port};
+
+const UP_WITHIN: Duration = Duration::from_secs(20);
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A tunnel table with `host` and `body` as given, the relay's known_hosts and FAST timings.
+fn tunnel_toml(relay: &Relay, name: &str, host: &str, body: &str) -> String {
+    format!(
+        "[tunnels.{name}]\nhost = {host:?}\nknown_hosts = {kh:?}\n{body}\n{FAST}",
+        kh = relay.known_hosts().display().to_string(),
+    )
+}
+
+/// `user`, `port` and `identity_files` for the relay, as tunnel keys.
+fn login_keys(relay: &Relay, port: u16) -> String {
+    format!(
+        "user = {:?}\nport = {port}\nidentity_files = [{:?}]\n",
+        current_user(),
+        relay.key.private_path().display().to_string()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_config_alias_supplies_host_name_port_user_and_key() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let ssh_dir = relay.dir.path().join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    std::fs::write(
+        ssh_dir.join("config"),
+        format!(
+            "Host relay-alias\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  \
+             IdentityFile {key}\n  IdentitiesOnly yes\nHost *\n  Port 1\n  User nobody\n",
+            port = relay.sshd.port(),
+            user = current_user(),
+            key = relay.key.private_path().display(),
+        ),
+    )
+    .unwrap();
+    let echo = EchoServer::start();
+    let port = free_port();
+    let body = format!("local = [{:?}]", local_spec(port, echo.port()));
+    let daemon = start_daemon(
+        relay.dir.path(),
+        &tunnel_toml(&relay, "alias", "relay-alias", &body),
+    );
+    wait_up(&daemon, "alias", UP_WITHIN).await;
+    roundtrip_async(loopback(port), b"through an alias", Duration::from_secs(5))
+        .await
+        .expect("echo through the alias tunnel");
+}
+
+/// A tiny HTTP/1.0 server on 127.0.0.1 answering every request with `body`; stops on Drop.
+struct HttpServer {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpServer {
+    async fn start(body: &'static str) -> HttpServer {
+        let listener = TcpListener::bind(loopback(0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 1024];
+                    let _ = conn.read(&mut request).await;
+                    let reply = format!(
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        HttpServer { port, task }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs curl through the SOCKS port; its stdout, or its exit code and stderr.
+async fn curl(args: Vec<String>) -> Result<String, String> {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "10"])
+            .args(&args)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("curl is installed (.ci/run: curl)");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// SOCKS5 CONNECT by hand: greeting, request for `atyp`/`addr`/`port`; the reply code and,
+/// on success, the stream.
+async fn socks_connect(proxy: u16, atyp: u8, addr: &[u8], port: u16) -> (u8, TcpStream) {
+    let mut s = TcpStream::connect(loopback(proxy)).await.unwrap();
+    s.write_all(&[5, 1, 0]).await.unwrap();
+    let mut choice = [0u8; 2];
+    s.read_exact(&mut choice).await.unwrap();
+    assert_eq!(choice, [5, 0], "no-auth accepted");
+    let mut request = vec![5, 1, 0, atyp];
+    request.extend_from_slice(addr);
+    request.extend_from_slice(&port.to_be_bytes());
+    s.write_all(&request).await.unwrap();
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[0], 5);
+    let rest = match head[3] {
+        1 => 4 + 2,
+        4 => 16 + 2,
+        other => panic!("unexpected bound address type {other}"),
+    };
+    let mut bound = vec![0u8; rest];
+    s.read_exact(&mut bound).await.unwrap();
+    (head[1], s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socks_forward_carries_curl_ipv4_ipv6_and_reports_refusals() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let http = HttpServer::start("hello through socks").await;
+    let echo = EchoServer::start();
+    let socks = free_port();
+    let body = format!(
+        "{}dynamic = [\"{socks}\"]",
+        login_keys(&relay, relay.sshd.port())
+    );
+    let daemon = start_daemon(
+        relay.dir.path(),
+        &tunnel_toml(&relay, "socks", "127.0.0.1", &body),
+    );
+    let up = wait_up(&daemon, "socks", UP_WITHIN).await;
+    assert_eq!(up.forwards.len(), 1);
+    assert_eq!(
+        (up.forwards[0].kind, up.forwards[0].state),
+        (ForwardKind::Dynamic, ForwardState::Up)
+    );
+
+    // Domain name resolved on the relay (socks5-hostname), then an address resolved here.
+    let proxy = format!("127.0.0.1:{socks}");
+    let by_name = curl(vec![
+        "--socks5-hostname".into(),
+        proxy.clone(),
+        format!("http://localhost:{}/", http.port),
+    ])
+    .await;
+    assert_eq!(by_name.as_deref(), Ok("hello through socks"));
+    let by_addr = curl(vec![
+        "--socks5".into(),
+        proxy,
+        format!("http://127.0.0.1:{}/", http.port),
+    ])
+    .await;
+    assert_eq!(by_addr.as_deref(), Ok("hello through socks"));
+
+    // IPv4 by hand, with data both ways.
+    let (code, mut s) = socks_connect(socks, 1, &[127, 0, 0, 1], echo.port()).await;
+    assert_eq!(code, 0, "IPv4 CONNECT succeeded");
+    s.write_all(b"ping4").await.unwrap();
+    let mut back = [0u8; 5];
+    s.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"ping4");
+
+    // IPv6 to a listener on ::1.
+    let v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).await.unwrap();
+    let v6_port = v6.local_addr().unwrap().port();
+    let (code, _s) = socks_connect(socks, 4, &Ipv6Addr::LOCALHOST.octets(), v6_port).await;
+    assert_eq!(code, 0, "IPv6 CONNECT succeeded");
+    let accepted = tokio::time::timeout(Duration::from_secs(5), v6.accept()).await;
+    assert!(matches!(accepted, Ok(Ok(_))), "relay connected to [::1]");
+
+    // A closed port: the relay refuses the channel, the client hears "connection refused" (5).
+    let closed = free_port();
+    let (code, _s) = socks_connect(socks, 1, &[127, 0, 0, 1], closed).await;
+    assert_eq!(code, 5, "refused target answered with SOCKS code 5");
+    let status = wait_for(
+        &daemon,
+        "socks",
+        Duration::from_secs(5),
+        "forward error shown",
+        |p| p.forwards[0].error.is_some(),
+    )
+    .await;
+    assert_eq!(
+        status.state,
+        TunnelState::Up,
+        "a refused connection keeps the tunnel up"
+    );
+    let error = status.forwards[0].error.clone().unwrap();
+    assert!(
+        error.contains(&format!("127.0.0.1:{closed}")),
+        "error names the target: {error}"
+    );
+}
+
+/// One sshd plays jump host (reached through a chaos proxy) and target (reached from the
+/// jump host directly): cutting the jump path must take the tunnel out of `up` within the
+/// keepalive bound, and healing it must bring the tunnel back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_jump_session_is_supervised_with_the_inner_one() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let proxy = ChaosProxy::start(relay.sshd.addr());
+    write_known_hosts(
+        &relay.known_hosts(),
+        &[
+            relay.sshd.known_hosts_line(),
+            relay.sshd.known_hosts_line_at(proxy.port()),
+        ],
+    );
+    let echo = EchoServer::start();
+    let port = free_port();
+    let body = format!(
+        "{}local = [{:?}]\njump = \"{}@127.0.0.1:{}\"",
+        login_keys(&relay, relay.sshd.port()),
+        local_spec(port, echo.port()),
+        current_user(),
+        proxy.port(),
+    );
+    let daemon = start_daemon(
+        relay.dir.path(),
+        &tunnel_toml(&relay, "jumped", "127.0.0.1", &body),
+    );
+    wait_up(&daemon, "jumped", UP_WITHIN).await;
+    assert!(
+        proxy.connections() >= 1,
+        "the session runs through the jump path"
+    );
+    roundtrip_async(loopback(port), b"via jump", Duration::from_secs(5))
+        .await
+        .expect("echo through the jump host");
+
+    // FAST: keepalive 1 s × 2 → dead after 3 s of silence; allow scheduling slack.
+    proxy.blackhole();
+    let lost = wait_for(
+        &daemon,
+        "jumped",
+        Duration::from_secs(8),
+        "out of up",
+        |p| p.state != TunnelState::Up,
+    )
+    .await;
+    assert_ne!(
+        lost.state,
+        TunnelState::Failed,
+        "a lost jump path is retried"
+    );
+    proxy.heal();
+    let up = wait_up(&daemon, "jumped", UP_WITHIN).await;
+    assert!(up.session >= 2, "a new session was established");
+    roundtrip_async(loopback(port), b"via jump again", Duration::from_secs(5))
+        .await
+        .expect("echo after the jump path healed");
+}
+
+fn write_known_hosts(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
