@@ -112,7 +112,7 @@ impl Flattener<'_> {
                 k if HONOURED.contains(&k) => self.push(line.trim()),
                 k => {
                     if let Some((_, advice)) = IGNORED_WITH_WARNING.iter().find(|(w, _)| *w == k) {
-                        let written = line.trim().split_whitespace().next().unwrap_or(k);
+                        let written = line.split_whitespace().next().unwrap_or(k);
                         self.warnings.push(format!(
                             "{at}: `{written}` is not supported by pairtun and is ignored; {advice}"
                         ));

@@ -19,10 +19,13 @@ fn with_ssh(ssh: &str, defaults: &str, body: &str) -> (Config, tempfile::TempDir
 const SSH: &str = "Host saturn\n  HostName saturn.example.org\n  User ssh_user\n  Port 2222\n  \
                    IdentityFile /keys/ssh_key\n";
 
+/// Expected host, user, port and identity file (`None`: the built-in default files).
+type Want<'a> = (&'a str, &'a str, u16, Option<&'a str>);
+
 #[test]
 fn precedence_table() {
-    // (ssh config, [defaults], tunnel keys, want host, user, port, identity files)
-    let cases: &[(&str, &str, &str, (&str, &str, u16, Option<&str>))] = &[
+    // (ssh config, [defaults], tunnel keys, want)
+    let cases: &[(&str, &str, &str, Want)] = &[
         // tunnel keys beat everything
         (
             SSH,
