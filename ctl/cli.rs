@@ -71,6 +71,8 @@ pub enum Command {
     },
     /// Add a tunnel and start it (saved to the config file unless --temporary)
     Add(AddArgs),
+    /// Add a tunnel from a ~/.ssh/config Host block's LocalForward/RemoteForward/DynamicForward
+    Import(ImportArgs),
     /// Stop a tunnel and remove it (from the config file too, unless --temporary)
     Drop {
         /// The tunnel
@@ -173,6 +175,25 @@ pub struct AddArgs {
     /// ProxyJump, as OpenSSH: [user@]host[:port], or a chain "a,b"
     #[arg(long, short = 'J', value_name = "JUMP")]
     pub jump: Option<String>,
+    /// Do not bring it up when the daemon starts
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// Keep it out of the config file (it lives until the daemon exits)
+    #[arg(long)]
+    pub temporary: bool,
+}
+
+/// `import`'s arguments.
+#[derive(Debug, PartialEq, Args)]
+pub struct ImportArgs {
+    /// The Host alias to import; also the tunnel's name and `host`
+    pub host: String,
+    /// Name the tunnel differently (when the alias is not a valid tunnel name)
+    #[arg(long, value_parser = parse_name)]
+    pub name: Option<String>,
+    /// The ssh config to read [default: ~/.ssh/config]
+    #[arg(long, value_name = "PATH")]
+    pub ssh_config: Option<PathBuf>,
     /// Do not bring it up when the daemon starts
     #[arg(long)]
     pub no_autostart: bool,

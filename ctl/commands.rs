@@ -10,7 +10,7 @@ use pairtun::protocol::{Request, Response, TunnelSpec};
 use crate::cli::{AddArgs, Command};
 use crate::failure::Failure;
 use crate::out::Out;
-use crate::{local, render, streams, version};
+use crate::{import, local, render, streams, version};
 
 /// What every command needs: where the daemon is and how to print.
 #[derive(Debug, Clone)]
@@ -72,6 +72,10 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
                 if temporary { " (temporary)" } else { "" }
             );
             let tunnel = tunnel_spec(args, std::env::current_dir().ok().as_deref());
+            acted(ctx, Request::Add { tunnel, temporary }, done).await
+        }
+        Command::Import(args) => {
+            let (tunnel, temporary, done) = import::tunnel_spec(args)?;
             acted(ctx, Request::Add { tunnel, temporary }, done).await
         }
         Command::Drop { name, temporary } => {

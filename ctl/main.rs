@@ -10,6 +10,7 @@ mod failure;
 #[cfg(test)]
 mod fixtures;
 mod human;
+mod import;
 mod local;
 mod out;
 mod render;

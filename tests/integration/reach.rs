@@ -1,6 +1,6 @@
 //! Reaching relays the way people already use SSH (issue 6), against a real sshd on loopback:
-//! a `~/.ssh/config` alias, `-D` SOCKS forwards (curl and raw SOCKS5), and ProxyJump with the
-//! jump path cut and healed.
+//! a `~/.ssh/config` alias, `pairtunctl import`, `-D` SOCKS forwards (curl and raw SOCKS5), and
+//! ProxyJump with the jump path cut and healed.
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -10,8 +10,10 @@ use pairtun::tunnel::{ForwardKind, ForwardState, TunnelState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::harness::{FAST, Relay, local_spec, start_daemon, wait_for, wait_up};
-use crate::support::echo::{EchoServer, roundtrip_async};
+use crate::binary::Pairtund;
+use crate::control::{stderr, stdout, wait_state};
+use crate::harness::{FAST, Relay, local_spec, start_daemon, wait_for, wait_up, write_config};
+use crate::support::echo::{EchoServer, roundtrip, roundtrip_async};
 use crate::support::proxy::ChaosProxy;
 use crate::support::sshd::{current_user, free_port};
 
@@ -292,4 +294,64 @@ async fn proxy_jump_session_is_supervised_with_the_inner_one() {
 
 fn write_known_hosts(path: &Path, lines: &[String]) {
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// `pairtunctl import` with the real binaries: both forward forms, persisted like `add`,
+/// started, and a note for the line OpenSSH itself would reject.
+#[test]
+fn import_turns_a_host_block_into_a_running_persisted_tunnel() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let echo = EchoServer::start();
+    let (two_args, colon) = (free_port(), free_port());
+    let ssh_config = relay.dir.path().join("ssh_config");
+    std::fs::write(
+        &ssh_config,
+        format!(
+            "Host relay-alias\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  \
+             IdentityFile {key}\n  LocalForward {two_args} 127.0.0.1:{echo}\n  \
+             LocalForward {colon}:127.0.0.1:{echo}\n",
+            port = relay.sshd.port(),
+            user = current_user(),
+            key = relay.key.private_path().display(),
+            echo = echo.port(),
+        ),
+    )
+    .unwrap();
+    let config = write_config(
+        relay.dir.path(),
+        &format!(
+            "[defaults]\nssh_config = {:?}\nknown_hosts = {:?}\n{FAST}",
+            ssh_config.display().to_string(),
+            relay.known_hosts().display().to_string(),
+        ),
+    );
+    let daemon = Pairtund::start(&config);
+    daemon.wait_ready();
+    let file = ssh_config.display().to_string();
+    let out = daemon.ctl(&["import", "relay-alias", "--ssh-config", &file]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout(&out).contains("relay-alias: imported from"),
+        "{out:?}"
+    );
+    assert!(
+        stderr(&out).contains(&format!("{file}:7: OpenSSH rejects this line")),
+        "{out:?}"
+    );
+    let up = wait_state(&daemon, "relay-alias", "up");
+    assert_eq!(up["forwards"].as_array().map(Vec::len), Some(2), "{up}");
+    for port in [two_args, colon] {
+        roundtrip(loopback(port), b"imported", Duration::from_secs(5)).expect("echo");
+    }
+    let saved = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        saved.contains("[tunnels.relay-alias]\nhost = \"relay-alias\""),
+        "{saved}"
+    );
+
+    let again = daemon.ctl(&["import", "nosuch", "--ssh-config", &file]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("no LocalForward"), "{again:?}");
 }
