@@ -21,7 +21,7 @@ pub struct Cli {
     /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
     #[arg(long, global = true, env = "PAIRTUN_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Configuration file; accepted for symmetry with pairtund (the daemon reads its own)
+    /// Configuration file, for `doctor` and `invite` (the daemon reads its own)
     #[arg(long, global = true, env = "PAIRTUN_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Print the daemon's replies as JSON (one object per line for streams)
@@ -90,6 +90,11 @@ pub enum Command {
         /// Keep printing new events until Ctrl-C
         #[arg(long, short = 'f')]
         follow: bool,
+    },
+    /// Check config, agent, keys, known_hosts and (when connected) what the relay allowed
+    Doctor {
+        /// Only this tunnel
+        name: Option<String>,
     },
     /// Check that the daemon answers
     Ping,

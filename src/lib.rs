@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod doctor;
 pub mod error;
 pub mod logging;
 pub mod net;

@@ -355,3 +355,64 @@ fn import_turns_a_host_block_into_a_running_persisted_tunnel() {
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("no LocalForward"), "{again:?}");
 }
+
+/// `pairtunctl doctor` runs its checks on the client and asks the daemon only what the relay
+/// allowed: a healthy tunnel is all `ok`, a broken one names each problem with its fix.
+#[test]
+fn doctor_reports_each_problem_with_a_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let echo = EchoServer::start();
+    let port = free_port();
+    let loose_key = relay.dir.path().join("loose_key");
+    std::fs::copy(relay.key.private_path(), &loose_key).unwrap();
+    std::fs::set_permissions(&loose_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let good = relay.tunnel("good", vec![local_spec(port, echo.port())], vec![]);
+    let bad = format!(
+        "[tunnels.bad]\nhost = \"127.0.0.2\"\nport = 2\nidentity_files = [{:?}]\n\
+         known_hosts = {:?}\nlocal = [\"{}:127.0.0.1:1\"]\nautostart = false\nagent_socket = \"\"\n",
+        loose_key.display().to_string(),
+        relay.known_hosts().display().to_string(),
+        free_port(),
+    );
+    let config = write_config(relay.dir.path(), &format!("{good}\n{bad}"));
+    let daemon = Pairtund::start(&config);
+    daemon.wait_ready();
+    wait_state(&daemon, "good", "up");
+    let config = config.display().to_string();
+
+    let healthy = daemon.ctl(&["--config", &config, "doctor", "good"]);
+    assert_eq!(healthy.status.code(), Some(0), "{healthy:?}");
+    let text = stdout(&healthy);
+    assert!(!text.contains("FAIL") && !text.contains("warn"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "-L forward {} is up",
+            local_spec(port, echo.port())
+        )),
+        "{text}"
+    );
+
+    let broken = daemon.ctl(&["--config", &config, "doctor"]);
+    assert_eq!(broken.status.code(), Some(1), "{broken:?}");
+    let text = stdout(&broken);
+    for needle in [
+        "readable by others (mode 644)",
+        &format!("fix: chmod 600 {}", loose_key.display()),
+        "has no entry for [127.0.0.2]:2",
+        "fix: pairtunctl up bad",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in\n{text}");
+    }
+    let json = daemon.ctl(&["--config", &config, "--json", "doctor", "bad"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&json)).expect("JSON");
+    let levels: Vec<_> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["level"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(levels.contains(&"fail".to_owned()), "{v}");
+}
