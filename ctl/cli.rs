@@ -91,6 +91,11 @@ pub enum Command {
         #[arg(long, short = 'f')]
         follow: bool,
     },
+    /// Print the partner's matching config for a pairing tunnel (-L mirrored as -R, and back)
+    Invite {
+        /// The tunnel
+        name: String,
+    },
     /// Check config, agent, keys, known_hosts and (when connected) what the relay allowed
     Doctor {
         /// Only this tunnel

@@ -10,7 +10,7 @@ use pairtun::protocol::{Request, Response, TunnelSpec};
 use crate::cli::{AddArgs, Command};
 use crate::failure::Failure;
 use crate::out::Out;
-use crate::{doctor, import, local, render, streams, version};
+use crate::{checks, import, local, render, streams, version};
 
 /// What every command needs: where the daemon is and how to print.
 #[derive(Debug, Clone)]
@@ -93,7 +93,8 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         }
         Command::Reload => reload(ctx).await,
         Command::Logs { name, follow } => streams::logs(ctx, name, follow).await,
-        Command::Doctor { name } => doctor::doctor(ctx, name).await,
+        Command::Doctor { name } => checks::doctor(ctx, name).await,
+        Command::Invite { name } => checks::invite(ctx, &name),
         Command::Ping => ping(ctx).await,
         Command::Version => version::version(ctx).await,
     }

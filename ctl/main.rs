@@ -4,9 +4,9 @@
 
 #![forbid(unsafe_code)]
 
+mod checks;
 mod cli;
 mod commands;
-mod doctor;
 mod failure;
 #[cfg(test)]
 mod fixtures;

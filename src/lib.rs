@@ -8,6 +8,7 @@ pub mod control;
 pub mod daemon;
 pub mod doctor;
 pub mod error;
+pub mod invite;
 pub mod logging;
 pub mod net;
 pub mod protocol;

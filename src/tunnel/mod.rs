@@ -3,6 +3,7 @@
 
 mod dynamic;
 mod local;
+mod peer;
 pub mod pump;
 mod remote;
 pub mod state;
@@ -19,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::TunnelConfig;
 use crate::ssh::{Handle, SessionShared};
 use pump::Counters;
-pub use state::{ForwardKind, ForwardState, ForwardStatus, Published, TunnelState, TunnelStatus};
+pub use state::{
+    ForwardKind, ForwardState, ForwardStatus, Peer, Published, TunnelState, TunnelStatus,
+};
 
 /// An established session as the forwards see it.
 pub struct Live {

@@ -15,9 +15,9 @@ use super::dynamic;
 use super::local::{self, ListenerContext};
 use super::pump::Counters;
 use super::state::{ForwardKind, ForwardState, ForwardStatus, Published, Reporter, TunnelState};
-use super::{Command, Live, remote};
+use super::{Command, Live, peer, remote};
 use crate::backoff::Backoff;
-use crate::config::TunnelConfig;
+use crate::config::{Target, TunnelConfig};
 use crate::error::{ErrorClass, TunnelError};
 use crate::ssh::{self, SessionShared};
 
@@ -299,6 +299,7 @@ impl Supervisor {
         self.reporter.session_established();
         self.reporter.set_state(TunnelState::Up, 0, None, None);
         self.session_tx.send_replace(Some(live.clone()));
+        self.probe_peers(&live);
         // Keepalive round trips for status; russh's own keepalive still decides death (a reply
         // to these resets its timer, so a healthy session costs one wake-up per interval).
         let mut probe = tokio::time::interval(self.config.timing.keepalive_interval);
@@ -337,7 +338,27 @@ impl Supervisor {
         live.shared.tasks.close();
         self.reporter
             .set_forwards(ForwardKind::Remote, ForwardState::Pending);
+        for index in 0..self.config.local.len() {
+            self.reporter.set_peer(index, None);
+        }
         served
+    }
+
+    /// Once per session, in the session's scope: does each TCP `-L` target answer with an SSH
+    /// banner (SPEC §3 pairing: "peer: up / not listening")?
+    fn probe_peers(&self, live: &Arc<Live>) {
+        for (index, forward) in self.config.local.iter().enumerate() {
+            let Target::Tcp(target) = &forward.target else {
+                continue;
+            };
+            let (live, reporter, target) = (live.clone(), self.reporter.clone(), target.clone());
+            live.shared.tasks.clone().spawn(async move {
+                tokio::select! {
+                    _ = live.shared.ended.cancelled() => {}
+                    peer = peer::probe(&live, &target) => reporter.set_peer(index, Some(peer)),
+                }
+            });
+        }
     }
 
     /// Stops accepting and lets live connections finish, for at most the grace period.
@@ -379,6 +400,7 @@ fn forward_statuses(config: &TunnelConfig) -> Vec<ForwardStatus> {
             spec,
             state: ForwardState::Pending,
             error: None,
+            peer: None,
         })
         .collect()
 }

@@ -1,16 +1,17 @@
 //! Reaching relays the way people already use SSH (issue 6), against a real sshd on loopback:
-//! a `~/.ssh/config` alias, `pairtunctl import`, `-D` SOCKS forwards (curl and raw SOCKS5), and
-//! ProxyJump with the jump path cut and healed.
+//! a `~/.ssh/config` alias, `pairtunctl import`, `-D` SOCKS forwards (curl and raw SOCKS5),
+//! ProxyJump with the jump path cut and healed, `doctor`, and pairing (`invite`, peer probe).
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use pairtun::tunnel::{ForwardKind, ForwardState, TunnelState};
+use pairtun::protocol::TunnelSpec;
+use pairtun::tunnel::{Command, ForwardKind, ForwardState, Peer, Published, TunnelState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::binary::Pairtund;
+use crate::binary::{Pairtund, pairtunctl};
 use crate::control::{stderr, stdout, wait_state};
 use crate::harness::{FAST, Relay, local_spec, start_daemon, wait_for, wait_up, write_config};
 use crate::support::echo::{EchoServer, roundtrip, roundtrip_async};
@@ -415,4 +416,64 @@ fn doctor_reports_each_problem_with_a_fix() {
         .map(|c| c["level"].as_str().unwrap().to_owned())
         .collect();
     assert!(levels.contains(&"fail".to_owned()), "{v}");
+}
+
+/// Pairing end to end on one relay: `invite` mirrors jane's `-L` as the partner's `-R`; before
+/// the partner is there the probe says "not listening", after (at jane's next session) "up",
+/// because the partner's `-R` leads to an sshd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_mirrors_the_forward_and_the_peer_probe_sees_the_partner() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let (lport, relay_port) = (free_port(), free_port());
+    let defaults = format!(
+        "[defaults]\nknown_hosts = {:?}\nidentity_files = [{:?}]\n{FAST}\n",
+        relay.known_hosts().display().to_string(),
+        relay.key.private_path().display().to_string(),
+    );
+    let jane = relay.tunnel("jane", vec![local_spec(lport, relay_port)], vec![]);
+    let config = format!("{defaults}{jane}");
+    let daemon = start_daemon(relay.dir.path(), &config);
+    let peer_is = |want: Peer| move |p: &Published| p.forwards[0].peer == Some(want);
+    wait_for(
+        &daemon,
+        "jane",
+        UP_WITHIN,
+        "peer not listening",
+        peer_is(Peer::NotListening),
+    )
+    .await;
+
+    let file = relay.dir.path().join("config.toml");
+    let out = pairtunctl(
+        &relay.dir.path().join("no-daemon.sock"),
+        &["--config", &file.display().to_string(), "invite", "jane"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    let mirrored = format!("{relay_port}:localhost:22");
+    assert!(text.contains(&format!("remote = [{mirrored:?}]")), "{text}");
+    assert!(text.contains("ClientAliveInterval 15"), "{text}");
+
+    // The partner shares "their sshd" — the relay's own, on its real port.
+    let partner = TunnelSpec {
+        name: "partner".into(),
+        host: "127.0.0.1".into(),
+        port: Some(relay.sshd.port()),
+        user: Some(current_user()),
+        identity_files: vec![],
+        local: vec![],
+        remote: vec![mirrored.replace(":22", &format!(":{}", relay.sshd.port()))],
+        dynamic: vec![],
+        jump: None,
+        autostart: true,
+    };
+    daemon.add(&partner, true).await.expect("partner added");
+    wait_up(&daemon, "partner", UP_WITHIN).await;
+    daemon
+        .command("jane", Command::Restart)
+        .await
+        .expect("restart");
+    wait_for(&daemon, "jane", UP_WITHIN, "peer up", peer_is(Peer::Up)).await;
 }

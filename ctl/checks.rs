@@ -1,4 +1,5 @@
-//! `pairtunctl doctor [NAME]`: the library's checks ([`pairtun::doctor`]) run here, on the
+//! The client-side commands that read the config file: `invite NAME` prints
+//! [`pairtun::invite`]'s partner config; `doctor [NAME]` runs the library's checks ([`pairtun::doctor`]) run here, on the
 //! client, against the config file; the daemon is asked only for what needs a connection
 //! (each forward as the relay answered it). Exit 1 when any check fails.
 
@@ -24,6 +25,31 @@ pub async fn doctor(ctx: &Ctx, name: Option<String>) -> Result<(), Failure> {
         0 => Ok(()),
         n => Err(Failure::Request(format!("doctor: {n} check(s) failed"))),
     }
+}
+
+/// Prints the partner's side of tunnel `name` (JSON with `--json`).
+pub fn invite(ctx: &Ctx, name: &str) -> Result<(), Failure> {
+    let config = config::load(&ctx.config, &Env::from_process())
+        .map_err(|e| Failure::Request(e.to_string()))?;
+    let tunnel = find(&config, name, &ctx.config)?;
+    let invitation = pairtun::invite::invitation(tunnel);
+    if ctx.out.json {
+        Ok(ctx.out.json_line(&invitation)?)
+    } else {
+        Ok(ctx.out.text(&invitation.text())?)
+    }
+}
+
+fn find<'c>(
+    config: &'c config::Config,
+    name: &str,
+    file: &std::path::Path,
+) -> Result<&'c config::TunnelConfig, Failure> {
+    let key = TunnelName::new(name).map_err(Failure::Request)?;
+    config
+        .tunnels
+        .get(&key)
+        .ok_or_else(|| Failure::Request(format!("no tunnel named `{name}` in {}", file.display())))
 }
 
 async fn checks(ctx: &Ctx, name: Option<String>) -> Result<Vec<Check>, Failure> {
