@@ -15,6 +15,7 @@ use super::local::{self, CHANNEL_OPEN_TIMEOUT, ListenerContext};
 use super::state::ForwardState;
 use crate::config::DynamicForward;
 use crate::net::LocalStream;
+use crate::ssh::SessionShared;
 
 /// How long a client may take to send its greeting and request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,13 +59,15 @@ async fn connection(
         TargetAddr::Domain(name, port) => (name.clone(), *port),
     };
     let (from, from_port) = local::originator(&peer);
+    let reasons = live.shared.open_failures.subscribe();
     let open =
         live.handle
             .channel_open_direct_tcpip(host.as_str(), u32::from(port), from, from_port);
     let channel = match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, open).await {
         Ok(Ok(channel)) => channel,
         Ok(Err(e)) => {
-            let message = format!("relay could not open {target}: {e}");
+            let why = SessionShared::open_error(reasons, &e).await;
+            let message = format!("relay could not open {target}: {why}");
             tracing::warn!(forward = %spec, %peer, error = %message, "SOCKS connection failed");
             ctx.reporter
                 .set_forward(index, ForwardState::Up, Some(message));

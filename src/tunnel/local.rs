@@ -18,6 +18,7 @@ use super::pump::{ConnectionGuard, Counters, pump};
 use super::state::{ForwardState, Reporter};
 use crate::config::{LocalForward, LocalListen, Target};
 use crate::net::LocalStream;
+use crate::ssh::SessionShared;
 
 /// How long the relay may take to confirm a channel (it connects to the target first, and an
 /// unreachable target can otherwise block for minutes: russh #329).
@@ -167,6 +168,7 @@ async fn handle(
     let Some(live) = session(&mut ctx, &forward.spec, &peer).await else {
         return;
     };
+    let reasons = live.shared.open_failures.subscribe();
     let channel = match tokio::time::timeout(
         CHANNEL_OPEN_TIMEOUT,
         open_channel(&live, &forward.target, &peer),
@@ -176,8 +178,9 @@ async fn handle(
         Ok(Ok(channel)) => channel,
         Ok(Err(e)) => {
             let message = format!(
-                "relay could not open {}: {e}",
-                describe_target(&forward.target)
+                "relay could not open {}: {}",
+                describe_target(&forward.target),
+                SessionShared::open_error(reasons, &e).await
             );
             tracing::warn!(forward = %forward.spec, %peer, error = %message, "forwarded connection failed");
             ctx.reporter

@@ -227,8 +227,8 @@ async fn socks_forward_carries_curl_ipv4_ipv6_and_reports_refusals() {
     );
     let error = status.forwards[0].error.clone().unwrap();
     assert!(
-        error.contains(&format!("127.0.0.1:{closed}")),
-        "error names the target: {error}"
+        error.contains(&format!("127.0.0.1:{closed}")) && error.contains("Connection refused"),
+        "error names the target and gives the relay's reason: {error}"
     );
 }
 
@@ -444,6 +444,18 @@ async fn invite_mirrors_the_forward_and_the_peer_probe_sees_the_partner() {
         peer_is(Peer::NotListening),
     )
     .await;
+
+    // A connection while nobody listens there: the forward's error carries the relay's reason.
+    let _refused = TcpStream::connect(loopback(lport)).await.unwrap();
+    let refused = wait_for(&daemon, "jane", UP_WITHIN, "forward error", |p| {
+        p.forwards[0].error.is_some()
+    })
+    .await;
+    let error = refused.forwards[0].error.clone().unwrap();
+    assert!(
+        error.contains(&format!("127.0.0.1:{relay_port}")) && error.contains("Connection refused"),
+        "{error}"
+    );
 
     let file = relay.dir.path().join("config.toml");
     let out = pairtunctl(
