@@ -270,17 +270,3 @@ pub struct JumpHost {
     /// The login user on it.
     pub user: String,
 }
-
-impl fmt::Display for JumpHost {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}@{}",
-            self.user,
-            HostPort {
-                host: self.host.clone(),
-                port: self.port
-            }
-        )
-    }
-}
