@@ -17,6 +17,7 @@ use crate::harness::{FAST, Relay, local_spec, start_daemon, wait_for, wait_up, w
 use crate::support::echo::{EchoServer, roundtrip, roundtrip_async};
 use crate::support::proxy::ChaosProxy;
 use crate::support::sshd::{current_user, free_port};
+use crate::support::wait;
 
 const UP_WITHIN: Duration = Duration::from_secs(20);
 
@@ -312,7 +313,8 @@ fn import_turns_a_host_block_into_a_running_persisted_tunnel() {
         format!(
             "Host relay-alias\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  \
              IdentityFile {key}\n  LocalForward {two_args} 127.0.0.1:{echo}\n  \
-             LocalForward {colon}:127.0.0.1:{echo}\n",
+             LocalForward {colon}:127.0.0.1:{echo}\n\
+             Match all\n  User mallory\n  Port 1\n",
             port = relay.sshd.port(),
             user = current_user(),
             key = relay.key.private_path().display(),
@@ -351,6 +353,14 @@ fn import_turns_a_host_block_into_a_running_persisted_tunnel() {
         saved.contains("[tunnels.relay-alias]\nhost = \"relay-alias\""),
         "{saved}"
     );
+
+    // The Match block was not applied (the tunnel is up as the right user on the right port),
+    // and the daemon says so, with file and line, at every load.
+    assert_eq!(daemon.ctl(&["reload"]).status.code(), Some(0));
+    let warning = format!("{file}:8: `Match` is not supported by pairtun");
+    wait::until("Match warning logged", Duration::from_secs(5), || {
+        daemon.log().contains(&warning)
+    });
 
     let again = daemon.ctl(&["import", "nosuch", "--ssh-config", &file]);
     assert_eq!(again.status.code(), Some(1));
