@@ -91,7 +91,12 @@ async fn connect_chain(
         let jump = handshake(hop, stream, jump_shared.clone(), deadline)
             .await
             .map_err(|e| e.context(&format!("jump host {}", describe(hop))))?;
-        tokio::spawn(follow_jump(jump_shared, shared.clone(), describe(hop)));
+        tokio::spawn(follow_jump(
+            jump_shared.clone(),
+            shared.clone(),
+            describe(hop),
+        ));
+        let reasons = jump_shared.open_failures.subscribe();
         let open = jump.channel_open_direct_tcpip(
             next.host.as_str(),
             u32::from(next.port),
@@ -108,10 +113,11 @@ async fn connect_chain(
                 ));
             }
             Ok(Err(e)) => {
+                let why = SessionShared::open_error(reasons, &e).await;
                 return Err(TunnelError::new(
                     ErrorClass::Network,
                     format!(
-                        "jump host {} could not connect to {}:{}: {e}",
+                        "jump host {} could not connect to {}:{}: {why}",
                         describe(hop),
                         next.host,
                         next.port

@@ -499,3 +499,34 @@ async fn invite_mirrors_the_forward_and_the_peer_probe_sees_the_partner() {
         .expect("restart");
     wait_for(&daemon, "jane", UP_WITHIN, "peer up", peer_is(Peer::Up)).await;
 }
+
+/// A jump host that cannot reach the target: the tunnel backs off with the jump host's own
+/// reason, naming both hops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jump_host_refusal_is_reported_with_the_relays_reason() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let closed = free_port();
+    let body = format!(
+        "{}local = [\"{}:127.0.0.1:1\"]\njump = \"127.0.0.1:{}\"",
+        login_keys(&relay, closed),
+        free_port(),
+        relay.sshd.port(),
+    );
+    let daemon = start_daemon(
+        relay.dir.path(),
+        &tunnel_toml(&relay, "nowhere", "127.0.0.1", &body),
+    );
+    let failed = wait_for(&daemon, "nowhere", UP_WITHIN, "backing off", |p| {
+        p.state == TunnelState::Backoff
+    })
+    .await;
+    let error = failed.last_error.expect("an error");
+    let want = format!(
+        "jump host {}@127.0.0.1:{} could not connect to 127.0.0.1:{closed}: Connection refused",
+        current_user(),
+        relay.sshd.port()
+    );
+    assert!(error.message.starts_with(&want), "{}", error.message);
+}
