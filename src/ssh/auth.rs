@@ -117,7 +117,11 @@ async fn try_agent(
     let wanted = tunnel.identities_only.then(|| identity_public_keys(tunnel));
     for identity in identities {
         let key = identity.public_key().into_owned();
-        if wanted.as_ref().is_some_and(|w| !w.contains(&key)) {
+        // Only the key data counts: comments differ between the agent and a `.pub` file.
+        if wanted
+            .as_ref()
+            .is_some_and(|w| !w.iter().any(|k| k.key_data() == key.key_data()))
+        {
             continue;
         }
         let hash = rsa_hash_for(handle, &key, rsa_hash).await;
