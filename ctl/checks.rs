@@ -1,7 +1,7 @@
-//! The client-side commands that read the config file: `invite NAME` prints
-//! [`pairtun::invite`]'s partner config; `doctor [NAME]` runs the library's checks ([`pairtun::doctor`]) run here, on the
-//! client, against the config file; the daemon is asked only for what needs a connection
-//! (each forward as the relay answered it). Exit 1 when any check fails.
+//! The client-side commands that read the config file. `invite NAME` prints
+//! [`pairtun::invite`]'s partner config. `doctor [NAME]` runs [`pairtun::doctor`]'s checks
+//! here, on the client, against the config file, and asks the daemon only for what needs a
+//! connection (each forward as the relay answered it); exit 1 when any check fails.
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
-//! Forwards that cannot all be set up at once: two local listeners (`local` or `dynamic`) on one
-//! port or socket (anywhere in the file, since one daemon binds them all), and two remote listens in one
-//! tunnel that the relay would refuse as duplicates. Caught here rather than as a run-time
-//! "address in use" that would look like a network problem.
+//! Forwards that cannot all be set up at once: two local listeners (`local` or `dynamic`) on
+//! one port or socket (anywhere in the file, since one daemon binds them all), and two remote
+//! listens in one tunnel that the relay would refuse as duplicates. Caught here rather than as
+//! a run-time "address in use" that would look like a network problem.
 
 use super::error::Fault;
 use super::model::{LocalListen, RemoteListen, TunnelName};

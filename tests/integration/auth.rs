@@ -1,5 +1,6 @@
-//! Authentication paths against a real sshd: ssh-agent (also filtered by `IdentitiesOnly`), RSA
-//! with SHA-2 signatures, and an encrypted key that no agent holds (a clear `failed`, naming the key).
+//! Authentication paths against a real sshd: ssh-agent (also filtered by `IdentitiesOnly`),
+//! RSA with SHA-2 signatures, and an encrypted key that no agent holds (a clear `failed`,
+//! naming the key).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
