@@ -201,7 +201,7 @@ pub struct ImportArgs {
     /// Name the tunnel differently (when the alias is not a valid tunnel name)
     #[arg(long, value_parser = parse_name)]
     pub name: Option<String>,
-    /// The ssh config to read [default: ~/.ssh/config]
+    /// The ssh config to read [default: pairtun's `ssh_config`, else ~/.ssh/config]
     #[arg(long, value_name = "PATH")]
     pub ssh_config: Option<PathBuf>,
     /// Do not bring it up when the daemon starts

@@ -77,7 +77,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             acted(ctx, Request::Add { tunnel, temporary }, done).await
         }
         Command::Import(args) => {
-            let (tunnel, temporary, done) = import::tunnel_spec(args)?;
+            let (tunnel, temporary, done) = import::tunnel_spec(args, &ctx.config)?;
             acted(ctx, Request::Add { tunnel, temporary }, done).await
         }
         Command::Drop { name, temporary } => {

@@ -11,12 +11,14 @@ use pairtun::protocol::TunnelSpec;
 use crate::cli::ImportArgs;
 use crate::failure::Failure;
 
-/// The `add` request for `args` (tunnel, temporary, what to print when done). Notes about
-/// lines go to stderr, each as `FILE:LINE: message`.
-pub fn tunnel_spec(args: ImportArgs) -> Result<(TunnelSpec, bool, String), Failure> {
+/// The `add` request for `args` (tunnel, temporary, what to print when done). The ssh config
+/// read is `--ssh-config`, else the one pairtun's `config` resolves tunnels against, so the
+/// imported alias means the same to both. Notes about lines go to stderr, each as
+/// `FILE:LINE: message`.
+pub fn tunnel_spec(args: ImportArgs, config: &Path) -> Result<(TunnelSpec, bool, String), Failure> {
     let file = match &args.ssh_config {
         Some(file) => file.clone(),
-        None => default_ssh_config()?,
+        None => configured_ssh_config(config)?,
     };
     let text = std::fs::read_to_string(&file)
         .map_err(|e| Failure::Request(format!("cannot read {}: {e}", file.display())))?;
@@ -27,14 +29,15 @@ pub fn tunnel_spec(args: ImportArgs) -> Result<(TunnelSpec, bool, String), Failu
     plan(args, imported, &file).map_err(Failure::Request)
 }
 
-fn default_ssh_config() -> Result<PathBuf, Failure> {
-    let env = Env::from_process();
-    if env.home.as_os_str().is_empty() {
-        return Err(Failure::Request(
-            "the home directory is unknown; name the file with --ssh-config".to_owned(),
-        ));
-    }
-    Ok(env.home.join(".ssh/config"))
+fn configured_ssh_config(config: &Path) -> Result<PathBuf, Failure> {
+    let loaded = pairtun::config::load(config, &Env::from_process())
+        .map_err(|e| Failure::Request(e.to_string()))?;
+    loaded.ssh_config.ok_or_else(|| {
+        Failure::Request(format!(
+            "{} sets ssh_config = \"\" (no ssh config); name one with --ssh-config",
+            config.display()
+        ))
+    })
 }
 
 /// `FILE:LINE: message` for each note.

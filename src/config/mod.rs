@@ -42,6 +42,7 @@ pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Config {
                 source: Some(path.to_owned()),
+                ssh_config: env.home_join(".ssh/config").ok(),
                 ..Config::empty()
             });
         }

@@ -18,6 +18,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Tunnels by name, in name order.
     pub tunnels: BTreeMap<TunnelName, TunnelConfig>,
+    /// The OpenSSH client config tunnels are resolved against (`None`: none).
+    pub ssh_config: Option<PathBuf>,
     /// What could not be honoured in the ssh config (each names file and line): logged by the
     /// daemon at every load, shown by `pairtunctl doctor`.
     pub warnings: Vec<String>,
@@ -33,6 +35,7 @@ impl Config {
             source: None,
             shutdown_grace: Config::DEFAULT_SHUTDOWN_GRACE,
             tunnels: BTreeMap::new(),
+            ssh_config: None,
             warnings: Vec::new(),
         }
     }

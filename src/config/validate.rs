@@ -54,11 +54,11 @@ pub(crate) fn validate(raw: &RawFile, env: &Env, source: Option<PathBuf>) -> Res
     // uses them yet: the next `pairtunctl add` would otherwise fail for a reason far away.
     defaults.timing()?;
 
+    let ssh_path = ssh_config_path(raw.defaults.as_ref(), env)?;
     // Read only when some tunnel may use it, so an empty file never trips over a broken one.
-    let ssh = if raw.tunnels.is_empty() {
-        SshConfig::none()
-    } else {
-        ssh_config(raw.defaults.as_ref(), env)?
+    let ssh = match &ssh_path {
+        Some(file) if !raw.tunnels.is_empty() => SshConfig::load(file, &env.home),
+        _ => SshConfig::none(),
     };
     let ctx = Context {
         defaults: &defaults,
@@ -81,22 +81,19 @@ pub(crate) fn validate(raw: &RawFile, env: &Env, source: Option<PathBuf>) -> Res
         source,
         shutdown_grace: shutdown_grace.unwrap_or(Config::DEFAULT_SHUTDOWN_GRACE),
         tunnels,
+        ssh_config: ssh_path,
         warnings: ssh.warnings,
     })
 }
 
 /// The ssh config named by `[defaults] ssh_config` (`""`: none), else `~/.ssh/config` when the
 /// home directory is known.
-fn ssh_config(defaults: Option<&RawDefaults>, env: &Env) -> Result<SshConfig, Fault> {
-    let file = match defaults.and_then(|d| d.ssh_config.as_ref()) {
-        Some(p) if p.get_ref().is_empty() => return Ok(SshConfig::none()),
-        Some(p) => path(p, "ssh_config", env)?,
-        None => match env.home_join(".ssh/config") {
-            Ok(file) => file,
-            Err(_) => return Ok(SshConfig::none()),
-        },
-    };
-    Ok(SshConfig::load(&file, &env.home))
+fn ssh_config_path(defaults: Option<&RawDefaults>, env: &Env) -> Result<Option<PathBuf>, Fault> {
+    match defaults.and_then(|d| d.ssh_config.as_ref()) {
+        Some(p) if p.get_ref().is_empty() => Ok(None),
+        Some(p) => path(p, "ssh_config", env).map(Some),
+        None => Ok(env.home_join(".ssh/config").ok()),
+    }
 }
 
 fn tunnel(name: &SpStr, body: &Spanned<RawTunnel>, ctx: &Context) -> Result<Built, Fault> {

@@ -333,7 +333,9 @@ fn import_turns_a_host_block_into_a_running_persisted_tunnel() {
     let daemon = Pairtund::start(&config);
     daemon.wait_ready();
     let file = ssh_config.display().to_string();
-    let out = daemon.ctl(&["import", "relay-alias", "--ssh-config", &file]);
+    // Without --ssh-config, import reads the file pairtun's config names in `ssh_config`.
+    let config_arg = config.display().to_string();
+    let out = daemon.ctl(&["--config", &config_arg, "import", "relay-alias"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(
         stdout(&out).contains("relay-alias: imported from"),

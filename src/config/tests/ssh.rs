@@ -116,7 +116,7 @@ fn proxy_jump_from_ssh_config_resolves_each_hop() {
 
 #[test]
 fn ssh_config_warnings_reach_the_config_and_empty_path_disables_it() {
-    let (cfg, _dir) = with_ssh(
+    let (cfg, dir) = with_ssh(
         "Host saturn\n  User a\nMatch all\n  User b\n",
         "",
         "host = \"saturn\"",
@@ -124,7 +124,15 @@ fn ssh_config_warnings_reach_the_config_and_empty_path_disables_it() {
     assert_eq!(tunnel(&cfg, "t").user, "a");
     assert_eq!(cfg.warnings.len(), 1);
     assert!(cfg.warnings[0].contains("ssh_config:3: `Match` is not supported"));
+    assert_eq!(cfg.ssh_config, Some(dir.path().join("ssh_config")));
 
     let text = format!("[defaults]\nssh_config = \"\"\n[tunnels.t]\n{MIN}");
-    assert!(ok(&text).warnings.is_empty());
+    let none = ok(&text);
+    assert!(none.warnings.is_empty() && none.ssh_config.is_none());
+    // Not set: OpenSSH's own file.
+    let default = ok(&format!("[tunnels.t]\n{MIN}"));
+    assert_eq!(
+        default.ssh_config,
+        Some(PathBuf::from("/home/me/.ssh/config"))
+    );
 }
