@@ -3,7 +3,7 @@
 //! `IdentitiesOnly` and `ProxyJump` of the matching `Host` blocks, first value wins, with host
 //! patterns (`*`, `?`, `!negation`) and `Include` — OpenSSH's semantics.
 //!
-//! The file is read here, line by line, before [`ssh2_config`] sees it ([`flatten`]): `Include`
+//! The file is read here, line by line, before [`ssh2_config`] sees it (module `flatten`): `Include`
 //! is expanded in place, and every line pairtun cannot honour is left out *with a warning that
 //! names the file and line*. `Match` in particular: ssh2-config does not implement it and
 //! would apply the options under it to the preceding `Host` block (notes/deps.md §7), a silent
