@@ -153,8 +153,37 @@ async fn socks_connect(proxy: u16, atyp: u8, addr: &[u8], port: u16) -> (u8, Tcp
     (head[1], s)
 }
 
+/// SOCKS4 (`host` = `None`: 127.0.0.1) or SOCKS4a (`host` named) CONNECT by hand; the reply
+/// code (90 granted, 91 rejected) and the stream.
+async fn socks4_connect(proxy: u16, host: Option<&str>, port: u16) -> (u8, TcpStream) {
+    let mut s = TcpStream::connect(loopback(proxy)).await.unwrap();
+    let mut request = vec![4, 1];
+    request.extend_from_slice(&port.to_be_bytes());
+    match host {
+        None => request.extend_from_slice(&[127, 0, 0, 1, b'u', 0]),
+        Some(host) => {
+            request.extend_from_slice(&[0, 0, 0, 1, b'u', 0]);
+            request.extend_from_slice(host.as_bytes());
+            request.push(0);
+        }
+    }
+    s.write_all(&request).await.unwrap();
+    let mut reply = [0u8; 8];
+    s.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply[0], 0, "SOCKS4 reply version");
+    (reply[1], s)
+}
+
+/// Writes `msg` and expects it back.
+async fn echoes(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).await.unwrap();
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).await.unwrap();
+    assert_eq!(back, msg);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socks_forward_carries_curl_ipv4_ipv6_and_reports_refusals() {
+async fn socks_forward_carries_curl_ipv4_ipv6_socks4a_and_reports_refusals() {
     let Some(relay) = Relay::start(&[]) else {
         return;
     };
@@ -196,10 +225,22 @@ async fn socks_forward_carries_curl_ipv4_ipv6_and_reports_refusals() {
     // IPv4 by hand, with data both ways.
     let (code, mut s) = socks_connect(socks, 1, &[127, 0, 0, 1], echo.port()).await;
     assert_eq!(code, 0, "IPv4 CONNECT succeeded");
-    s.write_all(b"ping4").await.unwrap();
-    let mut back = [0u8; 5];
-    s.read_exact(&mut back).await.unwrap();
-    assert_eq!(&back, b"ping4");
+    echoes(&mut s, b"ping4").await;
+
+    // SOCKS4 and SOCKS4a (host name resolved on the relay), then curl's own SOCKS4a.
+    let (code, mut s) = socks4_connect(socks, None, echo.port()).await;
+    assert_eq!(code, 90, "SOCKS4 CONNECT granted");
+    echoes(&mut s, b"four").await;
+    let (code, mut s) = socks4_connect(socks, Some("localhost"), echo.port()).await;
+    assert_eq!(code, 90, "SOCKS4a CONNECT granted");
+    echoes(&mut s, b"four-a").await;
+    let by_4a = curl(vec![
+        "--socks4a".into(),
+        format!("127.0.0.1:{socks}"),
+        format!("http://localhost:{}/", http.port),
+    ])
+    .await;
+    assert_eq!(by_4a.as_deref(), Ok("hello through socks"));
 
     // IPv6 to a listener on ::1.
     let v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).await.unwrap();
@@ -211,6 +252,8 @@ async fn socks_forward_carries_curl_ipv4_ipv6_and_reports_refusals() {
 
     // A closed port: the relay refuses the channel, the client hears "connection refused" (5).
     let closed = free_port();
+    let (code, _s) = socks4_connect(socks, None, closed).await;
+    assert_eq!(code, 91, "refused target answered with SOCKS4 code 91");
     let (code, _s) = socks_connect(socks, 1, &[127, 0, 0, 1], closed).await;
     assert_eq!(code, 5, "refused target answered with SOCKS code 5");
     let status = wait_for(

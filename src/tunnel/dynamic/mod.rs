@@ -1,5 +1,5 @@
 //! `-D` forwards: a SOCKS5 server (no authentication, `CONNECT`, IPv4/IPv6/domain targets) on
-//! a local port. Each request opens a `direct-tcpip` channel to its target — name resolution
+//! a local port, which also understands SOCKS4 and SOCKS4a (told apart by the first byte). Each request opens a `direct-tcpip` channel to its target — name resolution
 //! happens on the relay, as with `ssh -D` — and a refusal comes back as the matching SOCKS
 //! reply code. The listener is held across reconnects exactly like a `-L` listener.
 
@@ -29,7 +29,37 @@ pub async fn serve(index: usize, forward: DynamicForward, ctx: ListenerContext) 
     .await
 }
 
-type Request = Socks5ServerProtocol<LocalStream, CommandRead>;
+mod socks4;
+
+/// A request read and not answered yet: each is answered exactly once.
+enum Request {
+    V5(Socks5ServerProtocol<LocalStream, CommandRead>),
+    V4(LocalStream),
+}
+
+impl Request {
+    /// Refuses with `reply` (SOCKS4 has a single "rejected" code).
+    async fn refuse(self, reply: ReplyError) {
+        match self {
+            Request::V5(request) => {
+                let _ = request.reply_error(&reply).await;
+            }
+            Request::V4(stream) => socks4::refuse(stream).await,
+        }
+    }
+
+    /// Grants; the stream then carries the connection.
+    async fn grant(self) -> Option<LocalStream> {
+        match self {
+            Request::V5(request) => {
+                // The bound address is the relay's business; clients ignore it for CONNECT.
+                let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+                request.reply_success(unspecified).await.ok()
+            }
+            Request::V4(stream) => socks4::grant(stream).await,
+        }
+    }
+}
 
 async fn connection(
     index: usize,
@@ -51,7 +81,7 @@ async fn connection(
             }
         };
     let Some(live) = local::session(&mut ctx, &spec, &peer).await else {
-        let _ = request.reply_error(&ReplyError::NetworkUnreachable).await;
+        request.refuse(ReplyError::NetworkUnreachable).await;
         return;
     };
     let (host, port) = match &target {
@@ -71,18 +101,16 @@ async fn connection(
             tracing::warn!(forward = %spec, %peer, error = %message, "SOCKS connection failed");
             ctx.reporter
                 .set_forward(index, ForwardState::Up, Some(message));
-            let _ = request.reply_error(&reply_for(&e)).await;
+            request.refuse(reply_for(&e)).await;
             return;
         }
         Err(_) => {
             tracing::warn!(forward = %spec, %peer, %target, "relay did not confirm the channel in time");
-            let _ = request.reply_error(&ReplyError::TtlExpired).await;
+            request.refuse(ReplyError::TtlExpired).await;
             return;
         }
     };
-    // The bound address is the relay's business; clients ignore it for CONNECT.
-    let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
-    let Ok(stream) = request.reply_success(unspecified).await else {
+    let Some(stream) = request.grant().await else {
         return;
     };
     local::carry(index, stream, channel, &live, &ctx, &spec, &peer).await;
@@ -91,6 +119,10 @@ async fn connection(
 /// Greeting (no authentication) and request; anything but `CONNECT` is answered "command not
 /// supported". The error says why the client was turned away.
 async fn read_request(stream: LocalStream) -> Result<(Request, TargetAddr), String> {
+    if first_byte(&stream).await == Some(socks4::VERSION) {
+        let (stream, target) = socks4::read_request(stream).await?;
+        return Ok((Request::V4(stream), target));
+    }
     let socks = |e: SocksServerError| e.to_string();
     let (request, command, target) = Socks5ServerProtocol::accept_no_auth(stream)
         .await
@@ -102,7 +134,19 @@ async fn read_request(stream: LocalStream) -> Result<(Request, TargetAddr), Stri
         let _ = request.reply_error(&ReplyError::CommandNotSupported).await;
         return Err(format!("{command:?} is not supported (only CONNECT)"));
     }
-    Ok((request, target))
+    Ok((Request::V5(request), target))
+}
+
+/// The version byte, peeked (left for the protocol reader).
+async fn first_byte(stream: &LocalStream) -> Option<u8> {
+    let LocalStream::Tcp(tcp) = stream else {
+        return None;
+    };
+    let mut byte = [0u8];
+    match tcp.peek(&mut byte).await {
+        Ok(1) => Some(byte[0]),
+        _ => None,
+    }
 }
 
 /// The SOCKS reply for a refused channel (RFC 1928 §6).
