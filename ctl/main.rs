@@ -4,16 +4,16 @@
 
 #![forbid(unsafe_code)]
 
+mod checks;
 mod cli;
 mod commands;
-mod doctor;
 mod failure;
 #[cfg(test)]
 mod fixtures;
 mod human;
+mod import;
 mod local;
 mod out;
-mod pairing;
 mod render;
 mod streams;
 mod version;
@@ -41,7 +41,6 @@ fn main() -> ExitCode {
     let ctx = Ctx {
         socket,
         config,
-        env,
         out: Out::detect(cli.json),
     };
     // One thread is plenty for one connection; it also keeps start-up cheap for scripts.

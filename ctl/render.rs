@@ -64,13 +64,22 @@ fn forward_name(f: &ForwardStatus) -> String {
     let flag = match f.kind {
         ForwardKind::Local => "L",
         ForwardKind::Remote => "R",
+        ForwardKind::Dynamic => "D",
     };
     format!("{flag} {}", f.spec)
 }
 
-/// `L 9999:localhost:1235 up`.
+/// `L 9999:localhost:1235 up`, and `(peer: up)` once probed.
 fn forward_label(f: &ForwardStatus) -> String {
-    format!("{} {}", forward_name(f), f.state.as_str())
+    match f.peer {
+        Some(peer) => format!(
+            "{} {} (peer: {})",
+            forward_name(f),
+            f.state.as_str(),
+            peer.as_str()
+        ),
+        None => format!("{} {}", forward_name(f), f.state.as_str()),
+    }
 }
 
 /// The rows of one tunnel: its own, then one per further forward.
@@ -100,8 +109,7 @@ fn rows(t: &TunnelStatus, now: SystemTime) -> Vec<Vec<Cell>> {
     rows
 }
 
-/// The indented lines under a tunnel: why it is not up, then each forward's own error and
-/// what its far end answered.
+/// The indented lines under a tunnel: why it is not up, then each forward's own error.
 fn details(t: &TunnelStatus) -> Vec<String> {
     let mut lines = Vec::new();
     // `last_error` outlives recovery; under an `up` or `stopped` tunnel it would be noise.
@@ -112,10 +120,6 @@ fn details(t: &TunnelStatus) -> Vec<String> {
     for f in &t.forwards {
         if let Some(error) = &f.error {
             lines.push(format!("    {}: {error}", forward_name(f)));
-        }
-        if let Some(peer) = &f.peer {
-            let (name, state) = (forward_name(f), peer.state.as_str());
-            lines.push(format!("    {name}: peer {state} ({})", peer.detail));
         }
     }
     lines

@@ -176,20 +176,3 @@ fn reload_summaries() {
     );
     assert_eq!(reloaded(&s(&["b"]), &[], &[], 0), "reloaded: added b");
 }
-
-#[test]
-fn a_probed_far_end_is_shown_under_its_forward() {
-    use pairtun::tunnel::{Peer, PeerState};
-    let mut t = up();
-    t.forwards[0].peer = Some(Peer {
-        state: PeerState::NotListening,
-        detail: "connect failed: Connection refused".into(),
-    });
-    let out = table(&[t], now(), false);
-    assert!(
-        out.ends_with(
-            "    L 9999:localhost:1235: peer not-listening (connect failed: Connection refused)\n"
-        ),
-        "{out}"
-    );
-}

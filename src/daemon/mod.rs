@@ -63,6 +63,7 @@ impl Daemon {
             })
             .collect();
         tracing::info!(tunnels = config.tunnels.len(), "daemon started");
+        warn_unhonoured(config);
         Daemon {
             state: Mutex::new(State {
                 tunnels,
@@ -255,6 +256,7 @@ impl Daemon {
         let new = tokio::task::spawn_blocking(move || config::load(&path, &env))
             .await
             .map_err(|e| ConfigError::whole_file(&file, format!("reload failed: {e}")))??;
+        warn_unhonoured(&new);
         let (d, stopped) = {
             let mut state = self.lock();
             let running = state
@@ -331,4 +333,11 @@ fn edit_error(e: EditError) -> OpError {
         EditError::Io { .. } => ErrorKind::Internal,
     };
     (kind, e.to_string())
+}
+
+/// Logs what the ssh config says that pairtun cannot honour, at every load.
+fn warn_unhonoured(config: &Config) {
+    for warning in &config.warnings {
+        tracing::warn!("ssh config: {warning}");
+    }
 }

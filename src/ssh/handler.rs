@@ -142,6 +142,19 @@ impl client::Handler for ClientHandler {
         Ok(())
     }
 
+    async fn channel_open_failure(
+        &mut self,
+        _channel: ChannelId,
+        _reason: ChannelOpenFailure,
+        description: &str,
+        _language: &str,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::debug!(%description, "relay refused a channel");
+        self.shared.note_open_failure(description);
+        Ok(())
+    }
+
     async fn server_channel_open_forwarded_streamlocal(
         &mut self,
         channel: Channel<Msg>,
@@ -150,29 +163,6 @@ impl client::Handler for ClientHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.accept_forwarded(RouteKey::Path(socket_path.to_owned()), channel, reply);
-        Ok(())
-    }
-
-    async fn channel_open_failure(
-        &mut self,
-        _channel: ChannelId,
-        reason: ChannelOpenFailure,
-        description: &str,
-        _language: &str,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        let reason = open_failure_words(&reason);
-        // The relay's text is outside input: keep it to one short line.
-        let description: String = description
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect();
-        self.shared.note_open_failure(if description.is_empty() {
-            reason.to_owned()
-        } else {
-            format!("{reason}: {description}")
-        });
         Ok(())
     }
 
@@ -236,16 +226,5 @@ impl ClientHandler {
                 }
             }
         });
-    }
-}
-
-/// OpenSSH's words for a channel-open refusal code (RFC 4254 §5.1).
-fn open_failure_words(reason: &ChannelOpenFailure) -> &'static str {
-    match reason {
-        ChannelOpenFailure::AdministrativelyProhibited => "administratively prohibited",
-        ChannelOpenFailure::ConnectFailed => "connect failed",
-        ChannelOpenFailure::UnknownChannelType => "unknown channel type",
-        ChannelOpenFailure::ResourceShortage => "resource shortage",
-        _ => "refused",
     }
 }

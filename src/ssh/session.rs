@@ -1,11 +1,11 @@
 //! State shared between one SSH session's russh handler and the supervisor that owns the
 //! session: the task scope its connections live in, the `-R` routing table, and why it ended.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -48,18 +48,14 @@ pub struct SessionShared {
     pub host_key_error: Mutex<Option<TunnelError>>,
     /// Why the session ended, when russh told us (its `disconnected` callback is not guaranteed).
     pub end_reason: Mutex<Option<TunnelError>>,
-    /// The relay's words for the latest refused channel opens (russh returns only the code).
-    open_failures: Mutex<VecDeque<String>>,
-    /// Woken when a refusal is noted.
-    open_failure_noted: Notify,
+    /// The relay's description of the latest refused channel open, numbered so a waiter sees
+    /// a new one (russh gives the error only the reason code; the text goes to the handler).
+    pub open_failures: watch::Sender<(u64, String)>,
 }
 
-/// How many refusal descriptions are kept for openers to pick up.
-const OPEN_FAILURES_KEPT: usize = 16;
-
-/// How long an opener waits for the relay's description after russh reported the refusal (the
-/// handler hears of it right after, on the session task).
-const OPEN_FAILURE_WAIT: Duration = Duration::from_millis(100);
+/// How long a refused opener waits for the relay's description, which russh hands to the
+/// handler right after it wakes the opener.
+const REASON_WAIT: Duration = Duration::from_millis(200);
 
 impl SessionShared {
     /// A fresh scope for one session.
@@ -71,9 +67,39 @@ impl SessionShared {
             counters,
             host_key_error: Mutex::new(None),
             end_reason: Mutex::new(None),
-            open_failures: Mutex::new(VecDeque::new()),
-            open_failure_noted: Notify::new(),
+            open_failures: watch::Sender::new((0, String::new())),
         })
+    }
+
+    /// Records the relay's description of a refused channel open.
+    pub fn note_open_failure(&self, description: &str) {
+        self.open_failures.send_modify(|(seq, text)| {
+            *seq += 1;
+            description.clone_into(text);
+        });
+    }
+
+    /// Why a channel open failed, in the relay's words when it gave some: `watcher` must be
+    /// subscribed to [`SessionShared::open_failures`] before the open was sent. With several
+    /// refusals at once, the description may be a concurrent one's (they are usually the same).
+    pub async fn open_error(
+        mut watcher: watch::Receiver<(u64, String)>,
+        error: &russh::Error,
+    ) -> String {
+        if !matches!(error, russh::Error::ChannelOpenFailure(_)) {
+            return error.to_string();
+        }
+        match tokio::time::timeout(REASON_WAIT, watcher.changed()).await {
+            Ok(Ok(())) => {
+                let description = watcher.borrow().1.clone();
+                if description.is_empty() {
+                    error.to_string()
+                } else {
+                    format!("{description} ({error})")
+                }
+            }
+            _ => error.to_string(),
+        }
     }
 
     /// Looks up the route for a relay listener.
@@ -93,32 +119,6 @@ impl SessionShared {
         if let Ok(mut slot) = slot.lock() {
             slot.get_or_insert(error);
         }
-    }
-
-    /// Records the relay's reason for refusing a channel, e.g. `connect failed: Connection refused`.
-    pub fn note_open_failure(&self, reason: String) {
-        if let Ok(mut kept) = self.open_failures.lock() {
-            if kept.len() == OPEN_FAILURES_KEPT {
-                kept.pop_front();
-            }
-            kept.push_back(reason);
-        }
-        self.open_failure_noted.notify_waiters();
-    }
-
-    /// Why a channel open failed, in the relay's words when it gave some. Concurrent refusals
-    /// may hand each other's words out; they are usually the same words.
-    pub async fn open_failure(&self, error: &russh::Error) -> String {
-        if !matches!(error, russh::Error::ChannelOpenFailure(_)) {
-            return error.to_string();
-        }
-        let take = || self.open_failures.lock().ok()?.pop_front();
-        let noted = self.open_failure_noted.notified();
-        if let Some(reason) = take() {
-            return reason;
-        }
-        let _ = tokio::time::timeout(OPEN_FAILURE_WAIT, noted).await;
-        take().unwrap_or_else(|| error.to_string())
     }
 
     /// Takes the recorded reason from `slot`.

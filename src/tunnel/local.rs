@@ -4,6 +4,7 @@
 //! per forward; more are accepted and closed at once (the client sees the connection end instead
 //! of hanging in the listen queue), and each burst of them is reported once.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +21,11 @@ use super::state::{ForwardState, Reporter};
 use crate::accept::AcceptBackoff;
 use crate::config::{LocalForward, LocalListen, Target};
 use crate::net::LocalStream;
+use crate::ssh::SessionShared;
 
 /// How long the relay may take to confirm a channel (it connects to the target first, and an
 /// unreachable target can otherwise block for minutes: russh #329).
-const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+pub const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Connections the kernel queues for a TCP listener until it accepts them. Beyond the queue a
 /// new connection's SYN is dropped and its client waits a second or more to retry, so the
 /// queue is sized for bursts (a browser opening dozens of connections at once), not the
@@ -56,9 +58,29 @@ pub struct ListenerContext {
 /// Serves forward `index` until the task is aborted (which closes the listener; connections
 /// end with `ctx.stop`).
 pub async fn serve(index: usize, forward: LocalForward, ctx: ListenerContext) {
-    let listener = bind_until_ok(index, &forward, &ctx.reporter).await;
+    let listen = forward.listen.clone();
+    let spec = forward.spec.clone();
+    accept_loop(index, &spec, &listen, ctx, move |stream, peer, ctx| {
+        handle(index, stream, peer, forward.clone(), ctx)
+    })
+    .await
+}
+
+/// Binds `listen` (retrying while the port is taken), marks forward `index` up, and runs
+/// `on_accept` for each connection in `ctx.tasks`, ended by `ctx.stop`. Shared with `-D`.
+pub async fn accept_loop<F, Fut>(
+    index: usize,
+    spec: &str,
+    listen: &LocalListen,
+    ctx: ListenerContext,
+    on_accept: F,
+) where
+    F: Fn(LocalStream, String, ListenerContext) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = bind_until_ok(index, listen, &ctx.reporter).await;
     ctx.reporter.set_forward(index, ForwardState::Up, None);
-    let mut backoff = AcceptBackoff::new(forward.spec.clone());
+    let mut backoff = AcceptBackoff::new(spec.to_owned());
     let mut limit = Limit::new(ctx.max_connections);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -70,11 +92,11 @@ pub async fn serve(index: usize, forward: LocalForward, ctx: ListenerContext) {
         };
         backoff.succeeded();
         // Over the limit the stream is dropped here: closed at once.
-        let Some(permit) = limit.admit(index, &forward, &ctx.reporter) else {
+        let Some(permit) = limit.admit(index, spec, &ctx.reporter) else {
             continue;
         };
         let stop = ctx.stop.clone();
-        let conn = handle(index, stream, peer, forward.clone(), ctx.clone());
+        let conn = on_accept(stream, peer, ctx.clone());
         ctx.tasks.spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
@@ -109,7 +131,7 @@ impl Limit {
     fn admit(
         &mut self,
         index: usize,
-        forward: &LocalForward,
+        spec: &str,
         reporter: &Reporter,
     ) -> Option<OwnedSemaphorePermit> {
         let in_use = self.max - self.permits.available_permits();
@@ -117,7 +139,7 @@ impl Limit {
             Ok(permit) => {
                 if let Some(refused) = self.refused.filter(|_| in_use <= self.max / 2) {
                     let max = self.max;
-                    tracing::info!(forward = %forward.spec, refused, "back under the connection limit ({max})");
+                    tracing::info!(forward = %spec, refused, "back under the connection limit ({max})");
                     let message = format!(
                         "connection limit ({max}) was reached; {refused} connections were refused"
                     );
@@ -131,7 +153,7 @@ impl Limit {
                     Some(refused) => *refused += 1,
                     None => {
                         let max = self.max;
-                        tracing::warn!(forward = %forward.spec, "connection limit ({max}) reached; refusing new connections");
+                        tracing::warn!(forward = %spec, "connection limit ({max}) reached; refusing new connections");
                         let message =
                             format!("connection limit ({max}) reached; refusing new connections");
                         reporter.set_forward(index, ForwardState::Up, Some(message));
@@ -144,15 +166,66 @@ impl Limit {
     }
 }
 
-async fn bind_until_ok(index: usize, forward: &LocalForward, reporter: &Reporter) -> Listener {
+async fn bind_until_ok(index: usize, listen: &LocalListen, reporter: &Reporter) -> Listener {
     loop {
-        match Listener::bind(&forward.listen).await {
+        match Listener::bind(listen).await {
             Ok(listener) => return listener,
             Err(e) => {
-                let message = format!("cannot listen on {}: {e}", describe(&forward.listen));
+                let message = format!("cannot listen on {}: {e}", describe(listen));
                 reporter.set_forward(index, ForwardState::Error, Some(message));
                 tokio::time::sleep(REBIND_DELAY).await;
             }
+        }
+    }
+}
+
+/// The live session for a connection accepted on `spec`, waiting up to `connection_hold` for
+/// one; `None` (logged) when none came or the tunnel is stopping.
+pub async fn session(ctx: &mut ListenerContext, spec: &str, peer: &str) -> Option<Arc<Live>> {
+    let waiting = ctx.session.wait_for(|s| {
+        s.as_ref()
+            .is_some_and(|live| !live.shared.ended.is_cancelled())
+    });
+    let hold = ctx.hold;
+    match tokio::time::timeout(hold, waiting).await {
+        Ok(Ok(live)) => live.clone(),
+        Ok(Err(_)) => None, // tunnel stopping
+        Err(_) => {
+            tracing::warn!(forward = %spec, %peer, "no session within connection_hold ({hold:?}); closing connection");
+            None
+        }
+    }
+}
+
+/// Carries one connection over its channel until either side ends or the session does; a
+/// stalled client is cut off and reported on forward `index`.
+pub async fn carry<S>(
+    index: usize,
+    stream: S,
+    channel: russh::Channel<Msg>,
+    live: &Live,
+    ctx: &ListenerContext,
+    spec: &str,
+    peer: &str,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _live_conn = ConnectionGuard::new(ctx.counters.clone());
+    tokio::select! {
+        _ = live.shared.ended.cancelled() => {}
+        r = pump(stream, channel.into_stream(), &ctx.counters) => match r {
+            // A cut is our decision, not a peer's: say so where the user looks (log and
+            // status). The tunnel stays up: only this connection was sacrificed.
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                tracing::warn!(forward = %spec, %peer, error = %e, "stalled connection cut");
+                ctx.reporter.set_forward(
+                    index,
+                    ForwardState::Up,
+                    Some(format!("connection from {peer}: {e}")),
+                );
+            }
+            Err(e) => tracing::debug!(forward = %spec, %peer, error = %e, "connection ended"),
+            Ok(()) => {}
         }
     }
 }
@@ -164,22 +237,10 @@ async fn handle(
     forward: LocalForward,
     mut ctx: ListenerContext,
 ) {
-    let waiting = ctx.session.wait_for(|s| {
-        s.as_ref()
-            .is_some_and(|live| !live.shared.ended.is_cancelled())
-    });
-    let hold = ctx.hold;
-    let live = match tokio::time::timeout(hold, waiting).await {
-        Ok(Ok(live)) => match live.clone() {
-            Some(live) => live,
-            None => return,
-        },
-        Ok(Err(_)) => return, // tunnel stopping
-        Err(_) => {
-            tracing::warn!(forward = %forward.spec, %peer, "no session within connection_hold ({hold:?}); closing connection");
-            return;
-        }
+    let Some(live) = session(&mut ctx, &forward.spec, &peer).await else {
+        return;
     };
+    let reasons = live.shared.open_failures.subscribe();
     let channel = match tokio::time::timeout(
         CHANNEL_OPEN_TIMEOUT,
         open_channel(&live, &forward.target, &peer),
@@ -191,7 +252,7 @@ async fn handle(
             let message = format!(
                 "relay could not open {}: {}",
                 describe_target(&forward.target),
-                live.shared.open_failure(&e).await
+                SessionShared::open_error(reasons, &e).await
             );
             tracing::warn!(forward = %forward.spec, %peer, error = %message, "forwarded connection failed");
             ctx.reporter
@@ -203,24 +264,13 @@ async fn handle(
             return;
         }
     };
-    let _live_conn = ConnectionGuard::new(ctx.counters.clone());
-    tokio::select! {
-        _ = live.shared.ended.cancelled() => {}
-        r = pump(stream, channel.into_stream(), &ctx.counters) => match r {
-            // A cut is our decision, not a peer's: say so where the user looks (log and
-            // status). The tunnel stays up: only this connection was sacrificed.
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                tracing::warn!(forward = %forward.spec, %peer, error = %e, "stalled connection cut");
-                ctx.reporter.set_forward(
-                    index,
-                    ForwardState::Up,
-                    Some(format!("connection from {peer}: {e}")),
-                );
-            }
-            Err(e) => tracing::debug!(forward = %forward.spec, %peer, error = %e, "connection ended"),
-            Ok(()) => {}
-        }
-    }
+    carry(index, stream, channel, &live, &ctx, &forward.spec, &peer).await;
+}
+
+/// Splits `peer` (`addr:port`, or `unix`) into the originator fields of a `direct-tcpip` open.
+pub fn originator(peer: &str) -> (&str, u32) {
+    let (addr, port) = peer.rsplit_once(':').unwrap_or((peer, "0"));
+    (addr, port.parse().unwrap_or(0))
 }
 
 /// Opens a channel to `target` through the relay, on behalf of `peer` (`addr:port`).
@@ -231,8 +281,7 @@ pub(super) async fn open_channel(
 ) -> Result<russh::Channel<Msg>, russh::Error> {
     match target {
         Target::Tcp(hp) => {
-            let (addr, port) = peer.rsplit_once(':').unwrap_or((peer, "0"));
-            let port = port.parse().unwrap_or(0);
+            let (addr, port) = originator(peer);
             live.handle
                 .channel_open_direct_tcpip(hp.host.as_str(), u32::from(hp.port), addr, port)
                 .await
@@ -353,7 +402,7 @@ mod tests {
         let mut held: Vec<_> = (0..4)
             .map(|_| {
                 limit
-                    .admit(0, &forward, &reporter)
+                    .admit(0, &forward.spec, &reporter)
                     .expect("under the limit")
             })
             .collect();
@@ -361,7 +410,7 @@ mod tests {
 
         for _ in 0..3 {
             assert!(
-                limit.admit(0, &forward, &reporter).is_none(),
+                limit.admit(0, &forward.spec, &reporter).is_none(),
                 "over the limit"
             );
         }
@@ -371,10 +420,14 @@ mod tests {
 
         // One slot free is not the end of the burst: 3 of 4 still in use.
         held.pop();
-        held.push(limit.admit(0, &forward, &reporter).expect("a free slot"));
+        held.push(
+            limit
+                .admit(0, &forward.spec, &reporter)
+                .expect("a free slot"),
+        );
         assert_eq!(limit.refused, Some(3));
         held.truncate(2);
-        let _next = limit.admit(0, &forward, &reporter).expect("half free");
+        let _next = limit.admit(0, &forward.spec, &reporter).expect("half free");
         assert_eq!(limit.refused, None, "the burst is over");
         let over = "connection limit (4) was reached; 3 connections were refused";
         assert_eq!(message(&reporter).as_deref(), Some(over));

@@ -58,6 +58,8 @@ pub enum ForwardKind {
     Local,
     /// `-R`: listens on the relay, connects from here.
     Remote,
+    /// `-D`: a SOCKS server here; each connection goes where its client asks, from the relay.
+    Dynamic,
 }
 
 /// A forward's own state.
@@ -75,7 +77,7 @@ pub enum ForwardState {
 /// One forward in a status report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardStatus {
-    /// `local` or `remote`.
+    /// `local`, `remote` or `dynamic`.
     pub kind: ForwardKind,
     /// The spec as configured.
     pub spec: String,
@@ -83,41 +85,32 @@ pub struct ForwardStatus {
     pub state: ForwardState,
     /// Why it is not established, when it is not.
     pub error: Option<String>,
-    /// For a `-L`: whether its far end answers through the relay (probed at each session start,
-    /// and every few minutes while it does not). Absent until probed.
+    /// `-L` only: whether the far end answered with an SSH banner when probed at the start
+    /// of the session (absent: not probed, e.g. no session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<Peer>,
 }
 
-/// What the far end of a local forward did when probed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Peer {
-    /// `up` (an SSH server answered), `open` (something accepted, but sent no SSH banner), or
-    /// `not-listening` (the relay could not connect).
-    pub state: PeerState,
-    /// The banner, or the relay's reason.
-    pub detail: String,
-}
-
-/// See [`Peer`].
+/// What a `-L` forward's far end said to a probe through the tunnel: for pairing, where the
+/// partner's `-R` on the relay leads to their sshd, "is my partner there?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum PeerState {
-    /// An SSH server answered with its banner.
+pub enum Peer {
+    /// Something answered with an SSH banner.
     Up,
-    /// The connection was accepted but no SSH banner came.
-    Open,
-    /// The relay could not connect to the target.
+    /// The relay could not connect to the target (the partner's `-R` is not there).
     NotListening,
+    /// Something accepted the connection but sent no SSH banner in time.
+    NoBanner,
 }
 
-impl PeerState {
-    /// The name used in status.
+impl Peer {
+    /// The spelling used in status.
     pub fn as_str(self) -> &'static str {
         match self {
-            PeerState::Up => "up",
-            PeerState::Open => "open",
-            PeerState::NotListening => "not-listening",
+            Peer::Up => "up",
+            Peer::NotListening => "not listening",
+            Peer::NoBanner => "no ssh banner",
         }
     }
 }
@@ -271,15 +264,17 @@ impl Reporter {
         });
     }
 
-    /// Records what a probe of forward `index`'s far end found (logged when it changes).
-    pub fn set_peer(&self, index: usize, peer: Peer) {
+    /// Records the probe result of forward `index` (`None` clears it: the session ended).
+    pub fn set_peer(&self, index: usize, peer: Option<Peer>) {
         self.tx.send_if_modified(|p| {
             let Some(f) = p.forwards.get_mut(index) else { return false };
-            if f.peer.as_ref() == Some(&peer) {
+            if f.peer == peer {
                 return false;
             }
-            tracing::info!(tunnel = %self.name, forward = %f.spec, peer = peer.state.as_str(), detail = %peer.detail, "peer");
-            f.peer = Some(peer);
+            if let Some(peer) = peer {
+                tracing::info!(tunnel = %self.name, forward = %f.spec, peer = peer.as_str(), "peer probed");
+            }
+            f.peer = peer;
             true
         });
     }

@@ -6,7 +6,7 @@ mod control;
 mod fixtures;
 mod harness;
 mod limits;
-mod pairing;
+mod reach;
 mod resilience;
 mod scale;
 mod secrets;
