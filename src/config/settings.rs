@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use super::env::Env;
 use super::error::Fault;
-use super::model::{AgentSource, BackoffConfig, HostKeyPolicy, Identities, Timing};
+use super::model::{
+    AgentSource, BackoffConfig, Cipher, HostKeyPolicy, Identities, Timing, Transport,
+};
 use toml::Spanned;
 
 use super::raw::{DurationText, Shared};
 use super::values::{
-    agent, jitter, keepalive_count, multiplier, non_empty, path, positive_duration, ssh_port,
+    agent, ciphers, jitter, keepalive_count, multiplier, non_empty, path, positive_duration,
+    ssh_port, window_size,
 };
 
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -55,6 +58,8 @@ pub(crate) struct Settings {
     host_key_policy: Option<HostKeyPolicy>,
     known_hosts: Option<PathBuf>,
     agent: Option<AgentSource>,
+    ciphers: Option<Vec<Cipher>>,
+    window_size: Option<u32>,
 }
 
 /// A positive duration and where it was written, for the `max >= initial` check.
@@ -81,6 +86,7 @@ pub(crate) struct Resolved {
     pub timing: Timing,
     pub host_key_policy: HostKeyPolicy,
     pub known_hosts: PathBuf,
+    pub transport: Transport,
 }
 
 impl Settings {
@@ -131,6 +137,8 @@ impl Settings {
                 .map(|p| path(p, "known_hosts", env))
                 .transpose()?,
             agent: raw.agent_socket.map(|a| agent(a, env)).transpose()?,
+            ciphers: raw.ciphers.map(ciphers).transpose()?,
+            window_size: raw.window_size.map(window_size).transpose()?,
         })
     }
 
@@ -152,6 +160,8 @@ impl Settings {
             host_key_policy: self.host_key_policy.or(f.host_key_policy),
             known_hosts: self.known_hosts.or(f.known_hosts),
             agent: self.agent.or(f.agent),
+            ciphers: self.ciphers.or(f.ciphers),
+            window_size: self.window_size.or(f.window_size),
         }
     }
 
@@ -221,6 +231,10 @@ impl Settings {
             timing: self.timing()?,
             host_key_policy: self.host_key_policy.unwrap_or(HostKeyPolicy::Strict),
             known_hosts,
+            transport: Transport {
+                ciphers: self.ciphers.clone(),
+                window_size: self.window_size.unwrap_or(Transport::DEFAULT_WINDOW_SIZE),
+            },
         })
     }
 }

@@ -94,6 +94,7 @@ fn tunnel(
         timing: resolved.timing,
         host_key_policy: resolved.host_key_policy,
         known_hosts: resolved.known_hosts,
+        transport: resolved.transport,
     };
     Ok(Built {
         config,

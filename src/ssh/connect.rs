@@ -1,6 +1,7 @@
 //! Establishing an authenticated session to the relay, every step under one deadline
 //! (`connect_timeout` covers DNS, TCP, key exchange, auth and forward set-up, SPEC §2).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use super::auth;
 use super::classify;
 use super::handler::{ClientHandler, HostKeyCheck};
 use super::session::SessionShared;
-use crate::config::{Timing, TunnelConfig};
+use crate::config::{Timing, Transport, TunnelConfig};
 use crate::error::{ErrorClass, TunnelError};
 use crate::net;
 
@@ -19,10 +20,16 @@ use crate::net;
 /// call [`disconnect`].
 pub type Handle = client::Handle<ClientHandler>;
 
-/// The russh client configuration for a tunnel's timing.
-pub fn client_config(timing: &Timing) -> Arc<client::Config> {
+/// The russh client configuration for a tunnel's timing and transport settings.
+pub fn client_config(timing: &Timing, transport: &Transport) -> Arc<client::Config> {
     let dead_after = net::dead_after(timing);
+    let mut preferred = russh::Preferred::default();
+    if let Some(ciphers) = &transport.ciphers {
+        preferred.cipher = Cow::Owned(ciphers.clone());
+    }
     Arc::new(client::Config {
+        preferred,
+        window_size: transport.window_size,
         keepalive_interval: Some(timing.keepalive_interval),
         keepalive_max: timing.keepalive_count as usize,
         // Backstop: russh does not poll its keepalive timer while parked in a stalled socket
@@ -47,7 +54,7 @@ pub async fn connect(
         policy: tunnel.host_key_policy,
     };
     let handler = ClientHandler::new(check, shared.clone());
-    let config = client_config(&tunnel.timing);
+    let config = client_config(&tunnel.timing, &tunnel.transport);
     let mut handle =
         match tokio::time::timeout_at(deadline, client::connect_stream(config, tcp, handler)).await
         {
