@@ -19,6 +19,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,8 @@ class Bench:
         r = self.results
         for kind in ("L", "R"):
             for short, cipher in CIPHERS.items():
+                if self.args.cipher and short not in self.args.cipher:
+                    continue
                 for run in range(self.runs):
                     for side, tool in self.tools():
                         echo_entry, iperf_entry = free_ports(2)
@@ -91,11 +94,16 @@ class Bench:
                         running = tool.start(tunnel).wait_ready(tunnel)
                         try:
                             self.bulk(kind, short, side, running, iperf_entry, seconds)
-                            if cipher == LATENCY_CIPHER:
+                            if cipher == self.latency_cipher():
                                 self.latency(kind, side, echo_entry, n_msgs, n_conns)
                         finally:
                             running.stop()
                     log(f"data -{kind} {short} run {run + 1}/{self.runs} done")
+
+    def latency_cipher(self):
+        """OpenSSH's default, unless --cipher left only the other one."""
+        chosen = self.args.cipher or list(CIPHERS)
+        return LATENCY_CIPHER if "chacha20-poly1305" in chosen else CIPHERS[chosen[0]]
 
     def bulk(self, kind, short, side, running, entry, seconds):
         r = self.results
@@ -132,43 +140,36 @@ class Bench:
 
     # ------------------------------------------------------------ memory and idle wake-ups
     def idle(self):
+        """One setup at a time (a concurrent ssh would share library pages and lower the PSS)."""
         idle_s = 20 if self.quick else 60
         r = self.results
-        setups = (("openssh", "one ssh, 50 -L", self.ssh), ("openssh", "50 ssh processes", OpenSsh(self.sshd, self.workdir, per_forward=True)),
-                  ("pairtund", "pairtund", self.pairtund))
-        for run in range(1 if self.quick else 3):
-            running = []
-            try:
-                for side, label, tool in setups:
-                    entries = free_ports(50)
-                    tunnel = Tunnel([("L", e, self.echo_port) for e in entries], ssh_port=self.sshd.port,
-                                    keepalive=(15, 3), echo_entry=entries[0])
-                    running.append((side, label, tool.start(tunnel).wait_ready(tunnel), entries))
-                for side, label, proc, entries in running:
+        setups = (("openssh", "50 ssh processes", OpenSsh(self.sshd, self.workdir, per_forward=True)),
+                  ("openssh", "one ssh, 50 -L", self.ssh), ("pairtund", "pairtund", self.pairtund))
+        wakeups = "idle wake-ups per minute, 50 forwards, keepalive every 15 s"
+        r.metric(wakeups, "context switches/min", "lower", "one ssh, ServerAliveInterval=15", "<= 1.0x")
+        for run in range(1 if self.quick else 2):
+            for side, label, tool in setups:
+                entries = free_ports(50)
+                tunnel = Tunnel([("L", e, self.echo_port) for e in entries], ssh_port=self.sshd.port,
+                                keepalive=(15, 3), echo_entry=entries[0])
+                running = tool.start(tunnel).wait_ready(tunnel)
+                try:
                     if not all(echo_once(e, timeout=5) for e in entries):
                         raise RuntimeError(f"{label}: a forward did not echo")
-                time.sleep(2)  # let connection teardown settle before reading memory
-                for side, label, proc, _ in running:
-                    rss, pss = mem_kib(proc.pids())
+                    time.sleep(2)  # let the probe connections' teardown settle
+                    rss, pss = mem_kib(running.pids())
+                    versus = ("one ssh, 50 -L", "50 ssh processes") if side == "pairtund" else (label,)
                     for what, value in (("RSS", rss), ("PSS", pss)):
-                        if label == "pairtund":
-                            for vs in ("one ssh, 50 -L", "50 ssh processes"):
-                                r.add(f"{what} holding 50 forwards (vs {vs})", side, value)
-                        else:
-                            name = f"{what} holding 50 forwards (vs {label})"
-                            r.metric(name, "KiB", "lower", label, "< 1.0x")
+                        for vs in versus:
+                            name = f"{what} holding 50 forwards (vs {vs})"
+                            r.metric(name, "KiB", "lower", vs, "< 1.0x")
                             r.add(name, side, value)
-                before = [(side, label, proc, ctx_switches(proc.pids())) for side, label, proc, _ in running]
-                time.sleep(idle_s)  # the measurement itself: idle wake-ups over this window
-                for side, label, proc, c0 in before:
-                    if label == "50 ssh processes":
-                        continue
-                    name = "idle wake-ups per minute, 50 forwards, keepalive every 15 s"
-                    r.metric(name, "context switches/min", "lower", "one ssh, ServerAliveInterval=15", "<= 1.0x")
-                    r.add(name, side, (ctx_switches(proc.pids()) - c0) * 60 / idle_s)
-            finally:
-                for *_, proc, _ in running:
-                    proc.stop()
+                    if label != "50 ssh processes":
+                        c0 = ctx_switches(running.pids())
+                        time.sleep(idle_s)  # the measurement itself: wake-ups over an idle window
+                        r.add(wakeups, side, (ctx_switches(running.pids()) - c0) * 60 / idle_s)
+                finally:
+                    running.stop()
             log(f"idle run {run + 1} done")
 
     # ------------------------------------------------------------ recovery
@@ -289,12 +290,18 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 run each, short transfers")
     ap.add_argument("--runs", type=int, help="runs per data-path measurement (default 5, quick 1)")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
+    ap.add_argument("--cipher", action="append", choices=sorted(CIPHERS),
+                    help="data part: only this cipher (repeatable; default both)")
     ap.add_argument("--out", help="directory for results.md / results.json (default: a new temp dir)")
     ap.add_argument("--binary", help="use this pairtund instead of building one")
     args = ap.parse_args()
     parts = args.parts.split(",")
     if unknown := set(parts) - set(PARTS):
         ap.error(f"unknown parts {sorted(unknown)}; expected some of {', '.join(PARTS)}")
+    # SIGTERM (and SIGINT, which background jobs ignore) end the run through the `finally`
+    # blocks, so every started process is stopped.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit("interrupted"))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))  # 1,000 conns
     binary = args.binary or build()

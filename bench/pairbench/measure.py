@@ -14,11 +14,19 @@ def iperf3(entry, seconds, download):
     server sends toward the client."""
     argv = ["iperf3", "-c", LOOPBACK, "-p", str(entry), "-t", str(seconds), "-J",
             "--connect-timeout", "5000"] + (["-R"] if download else [])
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    # The server may still be draining the previous test's tail out of a big window: retry.
+    for _ in range(20):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        try:
+            result = json.loads(r.stdout)
+        except ValueError:
+            return None
+        if "busy" not in result.get("error", ""):
+            break
+        time.sleep(0.5)
     try:
-        result = json.loads(r.stdout)
         return result["end"]["sum_received"]["bits_per_second"] / 1e9
-    except (ValueError, KeyError):
+    except KeyError:
         return None
 
 
