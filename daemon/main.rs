@@ -38,7 +38,9 @@ fn main() -> ExitCode {
         .socket
         .unwrap_or_else(|| socket::default_socket_path(&env));
     tracing::info!(config = %path.display(), socket = %socket_path.display(), version = env!("CARGO_PKG_VERSION"), "pairtund starting");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a forwarded byte then never hops between worker threads (cross-CPU wake-ups
+    // dominated the profile), which measured lower latency and higher throughput (BENCHMARKS.md).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

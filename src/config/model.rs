@@ -118,6 +118,32 @@ pub struct TunnelConfig {
     pub host_key_policy: HostKeyPolicy,
     /// The known_hosts file (tilde-expanded).
     pub known_hosts: PathBuf,
+    /// Cipher preference and channel window.
+    pub transport: Transport,
+}
+
+/// A cipher russh implements, as named in SSH (`aes128-gcm@openssh.com`).
+pub type Cipher = russh::cipher::Name;
+
+/// How the SSH connection itself is tuned: `ciphers` and `window_size`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transport {
+    /// Ciphers to offer, most preferred first; `None` = the built-in order.
+    pub ciphers: Option<Vec<Cipher>>,
+    /// How many bytes the relay may send on one forwarded connection before pairtund has
+    /// acknowledged them: caps what one connection receives at `window_size / RTT`.
+    pub window_size: u32,
+}
+
+impl Transport {
+    /// 16 MiB: 8x OpenSSH's 2 MiB, so one connection can receive 2.5 Gbit/s over a 50 ms path
+    /// instead of ~300 Mbit/s (BENCHMARKS.md). It costs no memory of its own: pump.rs drains
+    /// every channel into its per-connection buffer whatever the window.
+    pub const DEFAULT_WINDOW_SIZE: u32 = 16 * 1024 * 1024;
+    /// Smallest `window_size` accepted: one full SSH packet.
+    pub const MIN_WINDOW_SIZE: u32 = 64 * 1024;
+    /// Largest `window_size` accepted (the SSH wire limit is 4 GiB).
+    pub const MAX_WINDOW_SIZE: u32 = 1024 * 1024 * 1024;
 }
 
 /// Which private key files to offer.

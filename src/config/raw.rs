@@ -41,6 +41,8 @@ pub(crate) struct RawDefaults {
     pub host_key_policy: Option<HostKeyPolicy>,
     pub known_hosts: Option<SpStr>,
     pub agent_socket: Option<SpStr>,
+    pub ciphers: Option<Spanned<Vec<SpStr>>>,
+    pub window_size: Option<Spanned<i64>>,
     pub shutdown_grace: Option<Spanned<DurationText>>,
     /// The OpenSSH client config to honour; `""` = none.
     pub ssh_config: Option<SpStr>,
@@ -71,6 +73,8 @@ pub(crate) struct RawTunnel {
     pub host_key_policy: Option<HostKeyPolicy>,
     pub known_hosts: Option<SpStr>,
     pub agent_socket: Option<SpStr>,
+    pub ciphers: Option<Spanned<Vec<SpStr>>>,
+    pub window_size: Option<Spanned<i64>>,
 }
 
 /// `backoff = { .. }`; any subset of the keys, the rest inherited field by field.
@@ -102,6 +106,8 @@ pub(crate) struct Shared<'a> {
     pub host_key_policy: Option<HostKeyPolicy>,
     pub known_hosts: Option<&'a SpStr>,
     pub agent_socket: Option<&'a SpStr>,
+    pub ciphers: Option<&'a Spanned<Vec<SpStr>>>,
+    pub window_size: Option<&'a Spanned<i64>>,
 }
 
 impl RawDefaults {
@@ -119,6 +125,8 @@ impl RawDefaults {
             host_key_policy: self.host_key_policy,
             known_hosts: self.known_hosts.as_ref(),
             agent_socket: self.agent_socket.as_ref(),
+            ciphers: self.ciphers.as_ref(),
+            window_size: self.window_size.as_ref(),
         }
     }
 }
@@ -138,6 +146,8 @@ impl RawTunnel {
             host_key_policy: self.host_key_policy,
             known_hosts: self.known_hosts.as_ref(),
             agent_socket: self.agent_socket.as_ref(),
+            ciphers: self.ciphers.as_ref(),
+            window_size: self.window_size.as_ref(),
         }
     }
 }

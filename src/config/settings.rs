@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use super::env::Env;
 use super::error::Fault;
-use super::model::{AgentSource, BackoffConfig, HostKeyPolicy, Identities, Timing};
+use super::model::{
+    AgentSource, BackoffConfig, Cipher, HostKeyPolicy, Identities, Timing, Transport,
+};
 use super::ssh_config::HostEntry;
 use toml::Spanned;
 
 use super::raw::{DurationText, Shared};
 use super::values::{
-    agent, jitter, keepalive_count, max_connections, multiplier, non_empty, path,
-    positive_duration, ssh_port,
+    agent, ciphers, jitter, keepalive_count, max_connections, multiplier, non_empty, path,
+    positive_duration, ssh_port, window_size,
 };
 
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -61,6 +63,8 @@ pub(crate) struct Settings {
     host_key_policy: Option<HostKeyPolicy>,
     known_hosts: Option<PathBuf>,
     agent: Option<AgentSource>,
+    ciphers: Option<Vec<Cipher>>,
+    window_size: Option<u32>,
 }
 
 /// A positive duration and where it was written, for the `max >= initial` check.
@@ -88,6 +92,7 @@ pub(crate) struct Resolved {
     pub max_connections: usize,
     pub host_key_policy: HostKeyPolicy,
     pub known_hosts: PathBuf,
+    pub transport: Transport,
 }
 
 impl Settings {
@@ -139,6 +144,8 @@ impl Settings {
                 .map(|p| path(p, "known_hosts", env))
                 .transpose()?,
             agent: raw.agent_socket.map(|a| agent(a, env)).transpose()?,
+            ciphers: raw.ciphers.map(ciphers).transpose()?,
+            window_size: raw.window_size.map(window_size).transpose()?,
         })
     }
 
@@ -177,6 +184,8 @@ impl Settings {
             host_key_policy: self.host_key_policy.or(f.host_key_policy),
             known_hosts: self.known_hosts.or(f.known_hosts),
             agent: self.agent.or(f.agent),
+            ciphers: self.ciphers.or(f.ciphers),
+            window_size: self.window_size.or(f.window_size),
         }
     }
 
@@ -247,6 +256,10 @@ impl Settings {
             max_connections: self.max_connections.unwrap_or(MAX_CONNECTIONS),
             host_key_policy: self.host_key_policy.unwrap_or(HostKeyPolicy::Strict),
             known_hosts,
+            transport: Transport {
+                ciphers: self.ciphers.clone(),
+                window_size: self.window_size.unwrap_or(Transport::DEFAULT_WINDOW_SIZE),
+            },
         })
     }
 }

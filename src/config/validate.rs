@@ -146,6 +146,7 @@ fn tunnel(name: &SpStr, body: &Spanned<RawTunnel>, ctx: &Context) -> Result<Buil
         max_connections: resolved.max_connections,
         host_key_policy: resolved.host_key_policy,
         known_hosts: resolved.known_hosts,
+        transport: resolved.transport,
     };
     Ok(Built {
         config,

@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::duration::parse_duration;
 use super::env::Env;
 use super::error::Fault;
-use super::model::AgentSource;
+use super::model::{AgentSource, Cipher, Transport};
 use super::raw::{DurationText, SpStr};
 
 /// A duration that may be zero (`shutdown_grace`).
@@ -119,4 +119,62 @@ pub(crate) fn agent(a: &SpStr, env: &Env) -> Result<AgentSource, Fault> {
         "" => Ok(AgentSource::Disabled),
         _ => path(a, "agent_socket", env).map(AgentSource::Path),
     }
+}
+
+/// Ciphers russh implements that only a misconfiguration would ask for: no encryption at all.
+const REFUSED_CIPHERS: [&str; 2] = ["none", "clear"];
+
+/// A non-empty list of cipher names russh implements, in preference order.
+pub(crate) fn ciphers(list: &Spanned<Vec<SpStr>>) -> Result<Vec<Cipher>, Fault> {
+    if list.get_ref().is_empty() {
+        return Err(Fault::new(
+            list.span().start,
+            "ciphers must name at least one cipher, e.g. [\"aes128-gcm@openssh.com\"]",
+        ));
+    }
+    list.get_ref()
+        .iter()
+        .map(|name| {
+            Cipher::try_from(name.get_ref().as_str())
+                .ok()
+                .filter(|_| !REFUSED_CIPHERS.contains(&name.get_ref().as_str()))
+                .ok_or_else(|| {
+                    Fault::new(
+                        name.span().start,
+                        format!(
+                            "unknown cipher {:?}; expected one of {}",
+                            name.get_ref(),
+                            supported_ciphers().join(", ")
+                        ),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The cipher names `ciphers` accepts.
+fn supported_ciphers() -> Vec<&'static str> {
+    russh::cipher::ALL_CIPHERS
+        .iter()
+        .map(|name| name.as_ref())
+        .filter(|name| !REFUSED_CIPHERS.contains(name))
+        .collect()
+}
+
+/// A channel window in bytes, between [`Transport::MIN_WINDOW_SIZE`] and
+/// [`Transport::MAX_WINDOW_SIZE`].
+pub(crate) fn window_size(w: &Spanned<i64>) -> Result<u32, Fault> {
+    let (min, max) = (Transport::MIN_WINDOW_SIZE, Transport::MAX_WINDOW_SIZE);
+    u32::try_from(*w.get_ref())
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            Fault::new(
+                w.span().start,
+                format!(
+                    "window_size {} is out of range ({min}-{max} bytes)",
+                    w.get_ref()
+                ),
+            )
+        })
 }

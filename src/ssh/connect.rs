@@ -1,10 +1,11 @@
 //! Establishing an authenticated session to the relay, every step under one deadline
 //! (`connect_timeout` covers DNS, TCP, key exchange, auth and forward set-up, SPEC §2).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::client;
+use russh::{cipher, client};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
@@ -12,7 +13,7 @@ use super::auth;
 use super::classify;
 use super::handler::{ClientHandler, HostKeyCheck};
 use super::session::SessionShared;
-use crate::config::{Timing, TunnelConfig};
+use crate::config::{Cipher, Timing, Transport, TunnelConfig};
 use crate::error::{ErrorClass, TunnelError};
 use crate::net;
 
@@ -20,10 +21,18 @@ use crate::net;
 /// call [`disconnect`].
 pub type Handle = client::Handle<ClientHandler>;
 
-/// The russh client configuration for a tunnel's timing.
-pub fn client_config(timing: &Timing) -> Arc<client::Config> {
+/// The russh client configuration for a tunnel's timing and transport settings.
+pub fn client_config(timing: &Timing, transport: &Transport) -> Arc<client::Config> {
     let dead_after = net::dead_after(timing);
+    let mut preferred = russh::Preferred::default();
+    match &transport.ciphers {
+        Some(ciphers) => preferred.cipher = Cow::Owned(ciphers.clone()),
+        None if aes_in_hardware() => preferred.cipher = Cow::Borrowed(AES_FIRST),
+        None => {}
+    }
     Arc::new(client::Config {
+        preferred,
+        window_size: transport.window_size,
         keepalive_interval: Some(timing.keepalive_interval),
         keepalive_max: timing.keepalive_count as usize,
         // Backstop: russh does not poll its keepalive timer while parked in a stalled socket
@@ -32,6 +41,30 @@ pub fn client_config(timing: &Timing) -> Arc<client::Config> {
         nodelay: true,
         ..Default::default()
     })
+}
+
+/// The cipher order when `ciphers` is not configured and the CPU has AES instructions:
+/// AES-GCM moved ahead of russh's default (chacha20-poly1305 first): it measured the faster of
+/// the two through pairtund on AES-NI hardware (BENCHMARKS.md).
+const AES_FIRST: &[Cipher] = &[
+    cipher::AES_128_GCM,
+    cipher::AES_256_GCM,
+    cipher::CHACHA20_POLY1305,
+    cipher::AES_256_CTR,
+    cipher::AES_192_CTR,
+    cipher::AES_128_CTR,
+];
+
+/// Whether AES-GCM runs on dedicated instructions (AES + carry-less multiply) here.
+fn aes_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("aes")
+        && std::arch::is_x86_feature_detected!("pclmulqdq");
+    #[cfg(target_arch = "aarch64")]
+    return std::arch::is_aarch64_feature_detected!("aes")
+        && std::arch::is_aarch64_feature_detected!("pmull");
+    #[allow(unreachable_code)]
+    false
 }
 
 /// An authenticated session and the ProxyJump sessions it runs through (outermost first).
@@ -44,8 +77,8 @@ pub struct Connected {
 }
 
 /// A byte stream an SSH session can run over: a TCP socket, or a channel through a jump host.
-trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
 
 /// Dials (through the jump hosts, if any), handshakes and authenticates, every step before
 /// `deadline`. When a jump session ends, `shared.ended` fires too: russh does not tell the
@@ -85,7 +118,7 @@ async fn connect_chain(
         .collect();
     let first = &hops[0];
     let tcp = net::dial_relay(&first.host, first.port, &first.timing, deadline).await?;
-    let mut stream: Box<dyn Transport> = Box::new(tcp);
+    let mut stream: Box<dyn ByteStream> = Box::new(tcp);
     for (hop, next) in hops.iter().zip(&hops[1..]) {
         let jump_shared = SessionShared::new(shared.counters.clone());
         let jump = handshake(hop, stream, jump_shared.clone(), deadline)
@@ -155,7 +188,7 @@ async fn follow_jump(jump: Arc<SessionShared>, inner: Arc<SessionShared>, name: 
 /// Key exchange and authentication as `hop.user` over `stream`.
 async fn handshake(
     hop: &TunnelConfig,
-    stream: Box<dyn Transport>,
+    stream: Box<dyn ByteStream>,
     shared: Arc<SessionShared>,
     deadline: Instant,
 ) -> Result<Handle, TunnelError> {
@@ -166,7 +199,7 @@ async fn handshake(
         policy: hop.host_key_policy,
     };
     let handler = ClientHandler::new(check, shared.clone());
-    let config = client_config(&hop.timing);
+    let config = client_config(&hop.timing, &hop.transport);
     let mut handle =
         match tokio::time::timeout_at(deadline, client::connect_stream(config, stream, handler))
             .await
@@ -213,4 +246,53 @@ pub async fn disconnect_all(handles: &[Handle], why: &str) {
 pub async fn disconnect(handle: &Handle, why: &str) {
     let bye = handle.disconnect(russh::Disconnect::ByApplication, why, "en");
     let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BackoffConfig;
+
+    fn timing() -> Timing {
+        let second = Duration::from_secs(1);
+        Timing {
+            keepalive_interval: second,
+            keepalive_count: 3,
+            connect_timeout: second,
+            connection_hold: second,
+            backoff: BackoffConfig {
+                initial: second,
+                max: second,
+                multiplier: 2.0,
+                jitter: 0.0,
+            },
+        }
+    }
+
+    #[test]
+    fn transport_settings_reach_russh() {
+        let transport = Transport {
+            ciphers: Some(vec![cipher::CHACHA20_POLY1305]),
+            window_size: 16 << 20,
+        };
+        let config = client_config(&timing(), &transport);
+        assert_eq!(&*config.preferred.cipher, &[cipher::CHACHA20_POLY1305]);
+        assert_eq!(config.window_size, 16 << 20);
+    }
+
+    #[test]
+    fn aes_gcm_comes_first_by_default_only_with_aes_instructions() {
+        let transport = Transport {
+            ciphers: None,
+            window_size: Transport::DEFAULT_WINDOW_SIZE,
+        };
+        let config = client_config(&timing(), &transport);
+        let first = config.preferred.cipher[0];
+        let want = if aes_in_hardware() {
+            cipher::AES_128_GCM
+        } else {
+            russh::Preferred::default().cipher[0]
+        };
+        assert_eq!(first, want);
+    }
 }

@@ -57,6 +57,9 @@ impl Drop for ConnectionGuard {
 /// 64 KiB: twice russh's default packet size, so one read fills two SSH packets.
 const BUF: usize = 64 * 1024;
 
+/// Written buffers kept for reuse per connection (each [`BUF`] bytes of capacity).
+const RECYCLE: usize = 4;
+
 /// Bytes a connection may hold for its local peer. russh's session loop blocks on a full
 /// per-channel queue (and then serves no other channel, no window adjust, no keepalive:
 /// deps.md §2.8), and it re-opens the relay's window on receipt rather than on consumption, so
@@ -114,15 +117,24 @@ where
 {
     let budget = Semaphore::new(HOLD_CAP);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    // Written buffers come back for reuse, so a steady transfer allocates (and page-faults in)
+    // no new memory per read; a few are kept, the rest of a burst is freed.
+    let (recycle, mut recycled) = mpsc::channel::<Vec<u8>>(RECYCLE);
     let reader = async {
         let tx = tx; // dropped at EOF, which ends the writer
         loop {
-            let mut buf = vec![0u8; BUF];
-            let n = rd.read(&mut buf).await?;
+            let mut buf = match recycled.try_recv() {
+                Ok(mut used) => {
+                    used.clear();
+                    used
+                }
+                Err(_) => Vec::with_capacity(BUF),
+            };
+            // `read_buf` fills the spare capacity: no zeroing of a buffer about to be overwritten.
+            let n = rd.read_buf(&mut buf).await?;
             if n == 0 {
                 return Ok(());
             }
-            buf.truncate(n);
             let held = tokio::time::timeout(FULL_WAIT, budget.acquire_many(n as u32));
             match held.await {
                 Ok(Ok(permit)) => permit.forget(),
@@ -141,6 +153,7 @@ where
             }
             counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             budget.add_permits(chunk.len());
+            let _ = recycle.try_send(chunk); // full or reader gone: just free it
         }
         wr.shutdown().await
     };

@@ -270,6 +270,37 @@ pub(super) const CASES: &[(&str, usize, usize, &str)] = &[
         15,
         "`~user` is not supported",
     ),
+    // transport
+    (
+        "[defaults]\nciphers = []\n",
+        2,
+        11,
+        "ciphers must name at least one cipher",
+    ),
+    (
+        "[defaults]\nciphers = [\"aes128-gcm@openssh.com\", \"aes128-gcm\"]\n",
+        2,
+        38,
+        "unknown cipher \"aes128-gcm\"; expected one of aes128-ctr, ",
+    ),
+    (
+        "[defaults]\nciphers = [\"none\"]\n",
+        2,
+        12,
+        "unknown cipher \"none\"",
+    ),
+    (
+        "[defaults]\nwindow_size = 1024\n",
+        2,
+        15,
+        "window_size 1024 is out of range (65536-1073741824 bytes)",
+    ),
+    (
+        "[tunnels.t]\nhost = \"h\"\nlocal = [\"1:x:2\"]\nwindow_size = 4294967296\n",
+        4,
+        15,
+        "window_size 4294967296 is out of range",
+    ),
 ];
 
 #[test]

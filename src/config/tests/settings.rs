@@ -45,6 +45,13 @@ fn built_in_defaults() {
     };
     assert_eq!(t.timing, want);
     assert_eq!(t.max_connections, 1024);
+    assert_eq!(
+        t.transport,
+        Transport {
+            ciphers: None,
+            window_size: 16 * 1024 * 1024
+        }
+    );
 }
 
 #[test]
@@ -69,6 +76,8 @@ backoff = { initial = "2s", max = "1h", multiplier = 1.0, jitter = 0.0 }
 host_key_policy = "accept-new"
 known_hosts = "$KEYS/known_hosts"
 agent_socket = "~/agent.sock"
+ciphers = ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"]
+window_size = 16777216
 "#,
     );
     assert_eq!(t.name.as_str(), "work-1");
@@ -105,6 +114,30 @@ agent_socket = "~/agent.sock"
         t.agent,
         AgentSource::Path(PathBuf::from("/home/me/agent.sock"))
     );
+    assert_eq!(
+        t.transport,
+        Transport {
+            ciphers: Some(vec![
+                russh::cipher::AES_128_GCM,
+                russh::cipher::CHACHA20_POLY1305
+            ]),
+            window_size: 16 * 1024 * 1024
+        }
+    );
+}
+
+#[test]
+fn transport_keys_come_from_defaults_unless_the_tunnel_sets_them() {
+    let cfg = ok(&format!(
+        "[defaults]\nciphers = [\"aes256-gcm@openssh.com\"]\nwindow_size = 65536\n\
+         [tunnels.a]\n{MIN}\
+         [tunnels.b]\nhost = \"h\"\nlocal = [\"2:x:3\"]\nwindow_size = 1073741824\n"
+    ));
+    let a = &tunnel(&cfg, "a").transport;
+    let b = &tunnel(&cfg, "b").transport;
+    assert_eq!(a.ciphers, Some(vec![russh::cipher::AES_256_GCM]));
+    assert_eq!((a.window_size, b.window_size), (65536, 1 << 30));
+    assert_eq!(b.ciphers, a.ciphers);
 }
 
 #[test]

@@ -1,0 +1,1 @@
+"""pairbench: pairtund vs OpenSSH ssh / autossh on one private loopback sshd (stdlib only)."""
