@@ -103,6 +103,8 @@ impl MuteResolver {
         let script = r#"
             ip link set lo up && mount --bind "$1" /etc/resolv.conf || exit 97
             socat -u UDP-RECV:53,bind=127.0.0.1 /dev/null & dns=$!
+            # Bound before pairtund asks (else the query is refused at once, not swallowed).
+            for _ in $(seq 100); do ss -Huln 'sport = :53' | grep -q . && break; sleep 0.05; done
             "$2" --config "$3" --socket "$4"; status=$?
             kill $dns; exit $status
         "#;
