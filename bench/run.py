@@ -81,7 +81,6 @@ class Bench:
     def data(self):
         seconds = 2 if self.quick else 5
         n_msgs, n_conns = (500, 50) if self.quick else (2000, 200)
-        r = self.results
         for kind in ("L", "R"):
             for short, cipher in CIPHERS.items():
                 if self.args.cipher and short not in self.args.cipher:
