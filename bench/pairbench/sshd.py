@@ -67,9 +67,6 @@ LogLevel ERROR
             self.proc.stop()
             self.proc = None
 
-    def session_pids(self):
-        return tree(self.proc.pid)[1:] if self.proc else []
-
     def ssh_opts(self, port=None):
         """OpenSSH client options that log in with the client key and trust only this sshd."""
         return ["-F", "/dev/null", "-i", self.client_key, "-o", "IdentitiesOnly=yes",

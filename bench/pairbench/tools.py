@@ -2,7 +2,7 @@
 process holding `tunnel.forwards` (forwards are (kind, entry_port, target_port), kind "L" or
 "R"; every address is 127.0.0.1)."""
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .procs import Proc, echo_once, listening, tree, until
 
@@ -15,7 +15,6 @@ class Tunnel:
     keepalive: tuple = (15, 3)  # (interval s, count) = ServerAliveInterval / CountMax
     window_size: int = 0  # pairtund only; 0 = its default
     echo_entry: int = 0  # an entry that reaches the echo server, for the readiness probe
-    extra_toml: dict = field(default_factory=dict)
 
 
 class Running:
@@ -105,7 +104,6 @@ class Pairtund:
         ]
         if tunnel.window_size:
             lines.append(f"window_size = {tunnel.window_size}")
-        lines += [f"{k} = {v}" for k, v in tunnel.extra_toml.items()]
         return "\n".join(lines) + "\n"
 
     def start(self, tunnel):

@@ -136,10 +136,12 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// 16 MiB: 8x OpenSSH's 2 MiB, so one connection can receive 2.5 Gbit/s over a 50 ms path
-    /// instead of ~300 Mbit/s (BENCHMARKS.md). It costs no memory of its own: pump.rs drains
-    /// every channel into its per-connection buffer whatever the window.
-    pub const DEFAULT_WINDOW_SIZE: u32 = 16 * 1024 * 1024;
+    /// 4 MiB, twice OpenSSH's 2 MiB: russh re-opens the window only when half of it is used,
+    /// so this matches ssh's download rate over a 50 ms path, where 2 MiB gave half of it.
+    /// Larger windows help long paths more but slowed loopback downloads 2-3x against sshd
+    /// (BENCHMARKS.md). The window costs no memory of its own: pump.rs drains every channel
+    /// into its per-connection buffer whatever the window.
+    pub const DEFAULT_WINDOW_SIZE: u32 = 4 * 1024 * 1024;
     /// Smallest `window_size` accepted: one full SSH packet.
     pub const MIN_WINDOW_SIZE: u32 = 64 * 1024;
     /// Largest `window_size` accepted (the SSH wire limit is 4 GiB).

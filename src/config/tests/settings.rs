@@ -49,7 +49,7 @@ fn built_in_defaults() {
         t.transport,
         Transport {
             ciphers: None,
-            window_size: 16 * 1024 * 1024
+            window_size: 4 * 1024 * 1024
         }
     );
 }
