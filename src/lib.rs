@@ -7,6 +7,9 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod net;
 pub mod protocol;

@@ -3,7 +3,7 @@
 //! [`crate::protocol`].
 
 pub mod client;
-mod frame;
+pub(crate) mod frame;
 pub mod server;
 pub mod socket;
 
