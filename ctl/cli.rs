@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use pairtun::config::{TunnelName, parse_forward_local, parse_forward_remote};
+use pairtun::config::{
+    TunnelName, parse_forward_dynamic, parse_forward_local, parse_forward_remote,
+};
 
 /// How long `up --wait` waits when no timeout is given.
 pub const DEFAULT_WAIT: &str = "30s";
@@ -19,7 +21,7 @@ pub struct Cli {
     /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
     #[arg(long, global = true, env = "PAIRTUN_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Configuration file; accepted for symmetry with pairtund (the daemon reads its own)
+    /// Configuration file, for `doctor` and `invite` (the daemon reads its own)
     #[arg(long, global = true, env = "PAIRTUN_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Print the daemon's replies as JSON (one object per line for streams)
@@ -69,6 +71,8 @@ pub enum Command {
     },
     /// Add a tunnel and start it (saved to the config file unless --temporary)
     Add(AddArgs),
+    /// Add a tunnel from a ~/.ssh/config Host block's LocalForward/RemoteForward/DynamicForward
+    Import(ImportArgs),
     /// Stop a tunnel and remove it (from the config file too, unless --temporary)
     Drop {
         /// The tunnel
@@ -86,6 +90,16 @@ pub enum Command {
         /// Keep printing new events until Ctrl-C
         #[arg(long, short = 'f')]
         follow: bool,
+    },
+    /// Print the partner's matching config for a pairing tunnel (-L mirrored as -R, and back)
+    Invite {
+        /// The tunnel
+        name: String,
+    },
+    /// Check config, agent, keys, known_hosts and (when connected) what the relay allowed
+    Doctor {
+        /// Only this tunnel
+        name: Option<String>,
     },
     /// Check that the daemon answers
     Ping,
@@ -179,6 +193,25 @@ pub struct AddArgs {
     pub temporary: bool,
 }
 
+/// `import`'s arguments.
+#[derive(Debug, PartialEq, Args)]
+pub struct ImportArgs {
+    /// The Host alias to import; also the tunnel's name and `host`
+    pub host: String,
+    /// Name the tunnel differently (when the alias is not a valid tunnel name)
+    #[arg(long, value_parser = parse_name)]
+    pub name: Option<String>,
+    /// The ssh config to read [default: pairtun's `ssh_config`, else ~/.ssh/config]
+    #[arg(long, value_name = "PATH")]
+    pub ssh_config: Option<PathBuf>,
+    /// Do not bring it up when the daemon starts
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// Keep it out of the config file (it lives until the daemon exits)
+    #[arg(long)]
+    pub temporary: bool,
+}
+
 /// `--wait`'s value: a duration such as `30s`, `2m` or `1m30s`; a bare number is seconds.
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -218,26 +251,11 @@ pub fn parse_remote(spec: &str) -> Result<String, String> {
     }
 }
 
-/// `-D`: `[bind:]port`, with `[…]` around an IPv6 bind address. The library has no parser for
-/// it yet (the daemon rejects dynamic forwards for now), so only the shape is checked here.
+/// `-D`: the same parser as the config file's `dynamic`.
 pub fn parse_dynamic(spec: &str) -> Result<String, String> {
-    const FORM: &str = "expected [bind:]port, e.g. 1080 or localhost:1080";
-    let port = match spec.rsplit_once(':') {
-        None => spec,
-        Some((bind, port)) => {
-            let bracketed = bind.starts_with('[') && bind.ends_with(']') && bind.len() > 2;
-            // An empty bind means all interfaces, as for `-L`.
-            if !bracketed && bind.contains([':', '[', ']']) {
-                return Err(format!("bad bind address {bind:?}; {FORM}"));
-            }
-            port
-        }
-    };
-    match port.parse::<u16>() {
-        Ok(n) if n > 0 && port.bytes().all(|b| b.is_ascii_digit()) => Ok(spec.to_owned()),
-        _ => Err(format!(
-            "port {port:?} is not a number from 1 to 65535; {FORM}"
-        )),
+    match parse_forward_dynamic(spec) {
+        Ok(_) => Ok(spec.to_owned()),
+        Err(e) => Err(unquoted(spec, e)),
     }
 }
 

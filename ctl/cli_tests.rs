@@ -271,3 +271,29 @@ fn global_flags_go_anywhere_and_read_the_environment_names() {
     usage_error(&["frobnicate"]);
     usage_error(&[]);
 }
+
+#[test]
+fn import_doctor_and_invite_arguments() {
+    let line = "import saturn.lab --name lab --ssh-config /etc/ssh/mine --no-autostart --temporary";
+    let args: Vec<&str> = line.split_whitespace().collect();
+    let expected = ImportArgs {
+        host: name("saturn.lab"),
+        name: Some(name("lab")),
+        ssh_config: Some(PathBuf::from("/etc/ssh/mine")),
+        no_autostart: true,
+        temporary: true,
+    };
+    assert_eq!(command(&args), Command::Import(expected));
+    assert!(Cli::try_parse_from(["pairtunctl", "import", "h", "--name", "bad name"]).is_err());
+    assert_eq!(command(&["doctor"]), Command::Doctor { name: None });
+    assert_eq!(
+        command(&["doctor", "jane"]),
+        Command::Doctor {
+            name: Some(name("jane"))
+        }
+    );
+    assert_eq!(
+        command(&["invite", "jane"]),
+        Command::Invite { name: name("jane") }
+    );
+}

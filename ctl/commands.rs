@@ -10,13 +10,15 @@ use pairtun::protocol::{Request, Response, TunnelSpec};
 use crate::cli::{AddArgs, Command};
 use crate::failure::Failure;
 use crate::out::Out;
-use crate::{local, render, streams, version};
+use crate::{checks, import, local, render, streams, version};
 
 /// What every command needs: where the daemon is and how to print.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     /// The control socket.
     pub socket: PathBuf,
+    /// The config file (read by the client-side commands: `doctor`, `invite`).
+    pub config: PathBuf,
     /// Output settings.
     pub out: Out,
 }
@@ -28,7 +30,7 @@ impl Ctx {
     }
 
     /// Sends a request that has one reply; an `error` reply becomes the failure.
-    async fn ask(&self, request: &Request) -> Result<Response, Failure> {
+    pub async fn ask(&self, request: &Request) -> Result<Response, Failure> {
         let reply = self.connect().await?.request(request).await?;
         match reply {
             Response::Error { .. } => Err(self.out.error_reply(&reply)),
@@ -74,6 +76,10 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             let tunnel = tunnel_spec(args, std::env::current_dir().ok().as_deref());
             acted(ctx, Request::Add { tunnel, temporary }, done).await
         }
+        Command::Import(args) => {
+            let (tunnel, temporary, done) = import::tunnel_spec(args, &ctx.config)?;
+            acted(ctx, Request::Add { tunnel, temporary }, done).await
+        }
         Command::Drop { name, temporary } => {
             let done = format!(
                 "{name}: dropped{}",
@@ -87,6 +93,8 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         }
         Command::Reload => reload(ctx).await,
         Command::Logs { name, follow } => streams::logs(ctx, name, follow).await,
+        Command::Doctor { name } => checks::doctor(ctx, name).await,
+        Command::Invite { name } => checks::invite(ctx, &name),
         Command::Ping => ping(ctx).await,
         Command::Version => version::version(ctx).await,
     }

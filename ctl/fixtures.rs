@@ -21,6 +21,7 @@ fn forward(
         spec: spec.to_owned(),
         state,
         error: error.map(str::to_owned),
+        peer: None,
     }
 }
 

@@ -4,12 +4,14 @@
 
 #![forbid(unsafe_code)]
 
+mod checks;
 mod cli;
 mod commands;
 mod failure;
 #[cfg(test)]
 mod fixtures;
 mod human;
+mod import;
 mod local;
 mod out;
 mod render;
@@ -20,7 +22,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use pairtun::config::Env;
+use pairtun::config::{Env, default_path};
 use pairtun::control::default_socket_path;
 
 use crate::cli::Cli;
@@ -30,12 +32,15 @@ use crate::out::Out;
 fn main() -> ExitCode {
     // Exits 2 on a usage error, 0 for --help/--version.
     let cli = Cli::parse();
+    let env = Env::from_process();
     let socket = cli
         .socket
         .clone()
-        .unwrap_or_else(|| default_socket_path(&Env::from_process()));
+        .unwrap_or_else(|| default_socket_path(&env));
+    let config = cli.config.clone().unwrap_or_else(|| default_path(&env));
     let ctx = Ctx {
         socket,
+        config,
         out: Out::detect(cli.json),
     };
     // One thread is plenty for one connection; it also keeps start-up cheap for scripts.

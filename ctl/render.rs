@@ -64,13 +64,22 @@ fn forward_name(f: &ForwardStatus) -> String {
     let flag = match f.kind {
         ForwardKind::Local => "L",
         ForwardKind::Remote => "R",
+        ForwardKind::Dynamic => "D",
     };
     format!("{flag} {}", f.spec)
 }
 
-/// `L 9999:localhost:1235 up`.
+/// `L 9999:localhost:1235 up`, and `(peer: up)` once probed.
 fn forward_label(f: &ForwardStatus) -> String {
-    format!("{} {}", forward_name(f), f.state.as_str())
+    match f.peer {
+        Some(peer) => format!(
+            "{} {} (peer: {})",
+            forward_name(f),
+            f.state.as_str(),
+            peer.as_str()
+        ),
+        None => format!("{} {}", forward_name(f), f.state.as_str()),
+    }
 }
 
 /// The rows of one tunnel: its own, then one per further forward.

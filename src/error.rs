@@ -64,4 +64,12 @@ impl TunnelError {
             message: message.into(),
         }
     }
+
+    /// The same error, its message prefixed with where it happened.
+    pub fn context(self, what: &str) -> Self {
+        TunnelError {
+            class: self.class,
+            message: format!("{what}: {}", self.message),
+        }
+    }
 }

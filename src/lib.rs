@@ -6,10 +6,12 @@ pub mod backoff;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod doctor;
 pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod invite;
 pub mod logging;
 pub mod net;
 pub mod protocol;

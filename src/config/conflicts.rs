@@ -1,7 +1,7 @@
-//! Forwards that cannot all be set up at once: two local listeners on one port or socket
-//! (anywhere in the file, since one daemon binds them all), and two remote listens in one
-//! tunnel that the relay would refuse as duplicates. Caught here rather than as a run-time
-//! "address in use" that would look like a network problem.
+//! Forwards that cannot all be set up at once: two local listeners (`local` or `dynamic`) on
+//! one port or socket (anywhere in the file, since one daemon binds them all), and two remote
+//! listens in one tunnel that the relay would refuse as duplicates. Caught here rather than as
+//! a run-time "address in use" that would look like a network problem.
 
 use super::error::Fault;
 use super::model::{LocalListen, RemoteListen, TunnelName};
@@ -9,19 +9,29 @@ use super::validate::Built;
 
 /// Reports the second of two clashing forwards, naming the first.
 pub(crate) fn check(tunnels: &[Built]) -> Result<(), Fault> {
-    let mut bound: Vec<(&LocalListen, &TunnelName, usize)> = Vec::new();
+    let mut bound: Vec<(&LocalListen, &TunnelName, String)> = Vec::new();
     for t in tunnels {
-        for (i, (fwd, &at)) in t.config.local.iter().zip(&t.local_at).enumerate() {
-            if let Some((_, owner, j)) = bound.iter().find(|(l, ..)| local_clash(l, &fwd.listen)) {
+        let local = t.config.local.iter().map(|f| &f.listen).zip(&t.local_at);
+        let dynamic = t
+            .config
+            .dynamic
+            .iter()
+            .map(|f| &f.listen)
+            .zip(&t.dynamic_at);
+        let labels = (0..t.config.local.len())
+            .map(|i| format!("local[{i}]"))
+            .chain((0..t.config.dynamic.len()).map(|i| format!("dynamic[{i}]")));
+        for ((listen, &at), label) in local.chain(dynamic).zip(labels) {
+            if let Some((_, owner, first)) = bound.iter().find(|(l, ..)| local_clash(l, listen)) {
                 return Err(Fault::new(
                     at,
                     format!(
-                        "{} is already used by tunnel \"{owner}\" (local[{j}])",
-                        describe_local(&fwd.listen)
+                        "{} is already used by tunnel \"{owner}\" ({first})",
+                        describe_local(listen)
                     ),
                 ));
             }
-            bound.push((&fwd.listen, &t.config.name, i));
+            bound.push((listen, &t.config.name, label));
         }
         check_remote(t)?;
     }

@@ -1,4 +1,5 @@
-//! OpenSSH `-L` / `-R` forward specs → [`LocalForward`] / [`RemoteForward`].
+//! OpenSSH `-L` / `-R` / `-D` forward specs → [`LocalForward`] / [`RemoteForward`] /
+//! [`DynamicForward`].
 //!
 //! Shared by the config file (`local = [..]`, `remote = [..]`) and the CLI's `-L`/`-R` flags, so
 //! both accept exactly the same text. A spec is split on `:` into parts, with `[...]` keeping an
@@ -8,10 +9,13 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use super::model::{HostPort, LocalForward, LocalListen, RemoteForward, RemoteListen, Target};
+use super::model::{
+    DynamicForward, HostPort, LocalForward, LocalListen, RemoteForward, RemoteListen, Target,
+};
 
 const LOCAL_FORMS: &str = "[bind:]port:host:hostport, [bind:]port:/remote/socket, \
      /local/socket:host:hostport or /local/socket:/remote/socket";
+const DYNAMIC_FORMS: &str = "[bind:]port";
 const REMOTE_FORMS: &str = "[bind:]port:host:hostport, [bind:]port:/local/socket, \
      /remote/socket:host:hostport or /remote/socket:/local/socket";
 
@@ -28,6 +32,28 @@ pub fn parse_forward_local(spec: &str) -> Result<LocalForward, String> {
 /// port 0 lets the relay pick.
 pub fn parse_forward_remote(spec: &str) -> Result<RemoteForward, String> {
     remote(spec).map_err(|e| format!("{spec:?}: {e}"))
+}
+
+/// Parses an `ssh -D` spec: where the SOCKS server listens, loopback unless a bind address
+/// is named (like `-L`).
+pub fn parse_forward_dynamic(spec: &str) -> Result<DynamicForward, String> {
+    dynamic(spec).map_err(|e| format!("{spec:?}: {e}"))
+}
+
+fn dynamic(spec: &str) -> Result<DynamicForward, String> {
+    let parts = split(spec, DYNAMIC_FORMS)?;
+    let (addr, port) = match parts.as_slice() {
+        [port] => (IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        [bind, port] => (local_bind(bind)?, port),
+        _ => return Err(format!("expected {DYNAMIC_FORMS}")),
+    };
+    Ok(DynamicForward {
+        spec: spec.to_owned(),
+        listen: LocalListen::Tcp {
+            addr,
+            port: port_number(port, "listen port", 1)?,
+        },
+    })
 }
 
 fn local(spec: &str) -> Result<LocalForward, String> {

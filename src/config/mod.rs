@@ -13,6 +13,7 @@ mod forward;
 mod model;
 mod raw;
 mod settings;
+pub mod ssh_config;
 mod validate;
 mod values;
 
@@ -24,7 +25,7 @@ use std::path::Path;
 pub use edit::{EditError, add_tunnel, drop_tunnel, edit_file};
 pub use env::{Env, default_path};
 pub use error::ConfigError;
-pub use forward::{parse_forward_local, parse_forward_remote};
+pub use forward::{parse_forward_dynamic, parse_forward_local, parse_forward_remote};
 pub use model::*;
 
 /// Parses and validates config text; `path` is used in error locations and as the source.
@@ -40,6 +41,7 @@ pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
         Ok(bytes) => parse_bytes(&bytes, path, env),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config {
             source: Some(path.to_owned()),
+            ssh_config: env.home_join(".ssh/config").ok(),
             ..Config::empty()
         }),
         Err(e) => Err(ConfigError::whole_file(

@@ -18,6 +18,11 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Tunnels by name, in name order.
     pub tunnels: BTreeMap<TunnelName, TunnelConfig>,
+    /// The OpenSSH client config tunnels are resolved against (`None`: none).
+    pub ssh_config: Option<PathBuf>,
+    /// What could not be honoured in the ssh config (each names file and line): logged by the
+    /// daemon at every load, shown by `pairtunctl doctor`.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -30,6 +35,8 @@ impl Config {
             source: None,
             shutdown_grace: Config::DEFAULT_SHUTDOWN_GRACE,
             tunnels: BTreeMap::new(),
+            ssh_config: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -80,7 +87,8 @@ impl fmt::Display for TunnelName {
 pub struct TunnelConfig {
     /// The tunnel's name (the key under `[tunnels]`).
     pub name: TunnelName,
-    /// Host name or address of the relay.
+    /// Host name or address of the relay: the `host` key, or the `HostName` the ssh config
+    /// gives for it.
     pub host: String,
     /// SSH port of the relay.
     pub port: u16,
@@ -94,6 +102,12 @@ pub struct TunnelConfig {
     pub local: Vec<LocalForward>,
     /// `-R` forwards.
     pub remote: Vec<RemoteForward>,
+    /// `-D` forwards (SOCKS servers on this machine).
+    pub dynamic: Vec<DynamicForward>,
+    /// ProxyJump hops, outermost first (empty: connect directly).
+    pub jump: Vec<JumpHost>,
+    /// `IdentitiesOnly` from the ssh config: offer only the identity files, no other agent keys.
+    pub identities_only: bool,
     /// Bring the tunnel up when the daemon starts.
     pub autostart: bool,
     /// Keepalive, timeout and backoff settings.
@@ -238,4 +252,24 @@ pub struct RemoteForward {
     pub listen: RemoteListen,
     /// Where this machine connects to (resolved here).
     pub target: Target,
+}
+
+/// One `-D` forward.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DynamicForward {
+    /// The spec as the user wrote it (shown in status).
+    pub spec: String,
+    /// Where the SOCKS server listens (always TCP).
+    pub listen: LocalListen,
+}
+
+/// One ProxyJump hop, fully resolved (ssh config applied).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JumpHost {
+    /// The network name or address to reach it by.
+    pub host: String,
+    /// Its SSH port.
+    pub port: u16,
+    /// The login user on it.
+    pub user: String,
 }

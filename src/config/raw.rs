@@ -41,6 +41,8 @@ pub(crate) struct RawDefaults {
     pub known_hosts: Option<SpStr>,
     pub agent_socket: Option<SpStr>,
     pub shutdown_grace: Option<Spanned<DurationText>>,
+    /// The OpenSSH client config to honour; `""` = none.
+    pub ssh_config: Option<SpStr>,
 }
 
 /// `[tunnels.NAME]`: the shared settings as overrides, plus what only a tunnel has.
@@ -55,10 +57,8 @@ pub(crate) struct RawTunnel {
     pub local: Vec<SpStr>,
     #[serde(default)]
     pub remote: Vec<SpStr>,
-    /// In the SPEC but not implemented yet: accepted here so validation can say so clearly.
     #[serde(default)]
     pub dynamic: Vec<SpStr>,
-    /// Same as `dynamic`.
     pub jump: Option<SpStr>,
     pub autostart: Option<bool>,
     pub keepalive_interval: Option<Spanned<DurationText>>,

@@ -1,6 +1,6 @@
 //! The settings `[defaults]` and tunnels share. Each value is validated where it is written
 //! (so the error points there), then merged key by key: the tunnel's own value, then
-//! `[defaults]`, then the built-in default below.
+//! `~/.ssh/config` for its host, then `[defaults]`, then the built-in default below.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::env::Env;
 use super::error::Fault;
 use super::model::{AgentSource, BackoffConfig, HostKeyPolicy, Identities, Timing};
+use super::ssh_config::HostEntry;
 use toml::Spanned;
 
 use super::raw::{DurationText, Shared};
@@ -132,6 +133,22 @@ impl Settings {
                 .transpose()?,
             agent: raw.agent_socket.map(|a| agent(a, env)).transpose()?,
         })
+    }
+
+    /// What `~/.ssh/config` says for a host, as a section of its own (between a tunnel's keys
+    /// and `[defaults]` in precedence).
+    pub(crate) fn from_ssh(entry: &HostEntry) -> Settings {
+        Settings {
+            user: entry.user.clone(),
+            port: entry.port,
+            identity_files: entry.identity_files.clone(),
+            ..Settings::default()
+        }
+    }
+
+    /// The user set in this section, if any.
+    pub(crate) fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// Key by key: `self` where set, else `fallback`.

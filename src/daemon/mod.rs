@@ -62,6 +62,7 @@ impl Daemon {
             })
             .collect();
         tracing::info!(tunnels = config.tunnels.len(), "daemon started");
+        warn_unhonoured(config);
         Daemon {
             state: Mutex::new(State {
                 tunnels,
@@ -244,6 +245,7 @@ impl Daemon {
         let new = tokio::task::spawn_blocking(move || config::load(&path, &env))
             .await
             .map_err(|e| ConfigError::whole_file(&file, format!("reload failed: {e}")))??;
+        warn_unhonoured(&new);
         let (d, stopped) = {
             let mut state = self.lock();
             let running = state
@@ -320,4 +322,11 @@ fn edit_error(e: EditError) -> OpError {
         EditError::Io { .. } => ErrorKind::Internal,
     };
     (kind, e.to_string())
+}
+
+/// Logs what the ssh config says that pairtun cannot honour, at every load.
+fn warn_unhonoured(config: &Config) {
+    for warning in &config.warnings {
+        tracing::warn!("ssh config: {warning}");
+    }
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::*;
 use crate::error::{ErrorClass, TunnelError};
-use crate::tunnel::{ForwardKind, ForwardState, ForwardStatus, TunnelState};
+use crate::tunnel::{ForwardKind, ForwardState, ForwardStatus, Peer, TunnelState};
 
 /// `value` encodes to exactly `wire`, and `wire` decodes to exactly `value`.
 fn golden<T: Serialize + DeserializeOwned + PartialEq + Debug>(value: T, wire: &str) {
@@ -49,6 +49,7 @@ fn tunnel_status() -> TunnelStatus {
             spec: "9999:localhost:1235".into(),
             state: ForwardState::Pending,
             error: None,
+            peer: None,
         }],
         connections: 0,
         bytes_in: 10,
@@ -174,6 +175,41 @@ fn response_goldens() -> Vec<(Response, &'static str)> {
                 r#""connections":0,"bytes_in":10,"bytes_out":20,"rtt_ms":null,"attempt":3,"#,
                 r#""retry_in_ms":4000,"last_error":{"class":"network","#,
                 r#""message":"connection refused"}}]}"#
+            ),
+        ),
+        (
+            Response::Status {
+                tunnels: vec![TunnelStatus {
+                    state: TunnelState::Up,
+                    forwards: vec![
+                        ForwardStatus {
+                            kind: ForwardKind::Local,
+                            spec: "9999:localhost:1235".into(),
+                            state: ForwardState::Up,
+                            error: None,
+                            peer: Some(Peer::NotListening),
+                        },
+                        ForwardStatus {
+                            kind: ForwardKind::Dynamic,
+                            spec: "1080".into(),
+                            state: ForwardState::Up,
+                            error: None,
+                            peer: None,
+                        },
+                    ],
+                    attempt: None,
+                    retry_in_ms: None,
+                    last_error: None,
+                    ..tunnel_status()
+                }],
+            },
+            concat!(
+                r#"{"reply":"status","tunnels":[{"name":"jane","state":"up","#,
+                r#""since":"2026-11-23T10:00:00.000Z","session":2,"forwards":[{"kind":"local","#,
+                r#""spec":"9999:localhost:1235","state":"up","error":null,"peer":"not-listening"},"#,
+                r#"{"kind":"dynamic","spec":"1080","state":"up","error":null}],"#,
+                r#""connections":0,"bytes_in":10,"bytes_out":20,"rtt_ms":null,"attempt":null,"#,
+                r#""retry_in_ms":null,"last_error":null}]}"#
             ),
         ),
         (Response::ok(), r#"{"reply":"ok"}"#),

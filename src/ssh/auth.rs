@@ -1,4 +1,5 @@
-//! Authentication: ssh-agent first, then identity files — like OpenSSH. RSA keys are offered
+//! Authentication: ssh-agent first, then identity files — like OpenSSH (with `IdentitiesOnly`,
+//! only the agent keys that match an identity file). RSA keys are offered
 //! with the best SHA-2 hash the relay supports (OpenSSH ≥ 8.8 rejects SHA-1 `ssh-rsa`).
 
 use std::path::Path;
@@ -112,8 +113,17 @@ async fn try_agent(
             return Ok(false);
         }
     };
+    // IdentitiesOnly: only the agent keys that belong to the configured identity files.
+    let wanted = tunnel.identities_only.then(|| identity_public_keys(tunnel));
     for identity in identities {
         let key = identity.public_key().into_owned();
+        // Only the key data counts: comments differ between the agent and a `.pub` file.
+        if wanted
+            .as_ref()
+            .is_some_and(|w| !w.iter().any(|k| k.key_data() == key.key_data()))
+        {
+            continue;
+        }
         let hash = rsa_hash_for(handle, &key, rsa_hash).await;
         attempts.offered += 1;
         let result = handle
@@ -126,6 +136,24 @@ async fn try_agent(
         }
     }
     Ok(false)
+}
+
+/// The public halves of the identity files: from `FILE.pub`, else from an unencrypted `FILE`.
+fn identity_public_keys(tunnel: &TunnelConfig) -> Vec<PublicKey> {
+    tunnel
+        .identities
+        .paths()
+        .iter()
+        .filter_map(|path| {
+            let mut public = path.clone().into_os_string();
+            public.push(".pub");
+            russh::keys::load_public_key(&public).ok().or_else(|| {
+                russh::keys::load_secret_key(path, None)
+                    .ok()
+                    .map(|k| k.public_key().clone())
+            })
+        })
+        .collect()
 }
 
 async fn try_key_file(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::client;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::auth;
@@ -33,25 +34,144 @@ pub fn client_config(timing: &Timing) -> Arc<client::Config> {
     })
 }
 
-/// Dials, handshakes and authenticates before `deadline`.
+/// An authenticated session and the ProxyJump sessions it runs through (outermost first).
+/// The jump sessions must live as long as it does, and be disconnected after it.
+pub struct Connected {
+    /// The session to the relay.
+    pub handle: Handle,
+    /// The jump hosts' sessions.
+    pub jumps: Vec<Handle>,
+}
+
+/// A byte stream an SSH session can run over: a TCP socket, or a channel through a jump host.
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+
+/// Dials (through the jump hosts, if any), handshakes and authenticates, every step before
+/// `deadline`. When a jump session ends, `shared.ended` fires too: russh does not tell the
+/// session running through it (deps.md §0.4).
 pub async fn connect(
     tunnel: &TunnelConfig,
     shared: Arc<SessionShared>,
     deadline: Instant,
+) -> Result<Connected, TunnelError> {
+    let mut jumps = Vec::new();
+    match connect_chain(tunnel, shared, deadline, &mut jumps).await {
+        Ok(handle) => Ok(Connected { handle, jumps }),
+        Err(e) => {
+            disconnect_all(&jumps, "connection through this jump host failed").await;
+            Err(e)
+        }
+    }
+}
+
+async fn connect_chain(
+    tunnel: &TunnelConfig,
+    shared: Arc<SessionShared>,
+    deadline: Instant,
+    jumps: &mut Vec<Handle>,
 ) -> Result<Handle, TunnelError> {
-    let tcp = net::dial_relay(&tunnel.host, tunnel.port, &tunnel.timing, deadline).await?;
+    // Each hop as a tunnel of its own: same keys, known_hosts and timing (SPEC §2).
+    let hops: Vec<TunnelConfig> = tunnel
+        .jump
+        .iter()
+        .map(|j| TunnelConfig {
+            host: j.host.clone(),
+            port: j.port,
+            user: j.user.clone(),
+            ..tunnel.clone()
+        })
+        .chain(std::iter::once(tunnel.clone()))
+        .collect();
+    let first = &hops[0];
+    let tcp = net::dial_relay(&first.host, first.port, &first.timing, deadline).await?;
+    let mut stream: Box<dyn Transport> = Box::new(tcp);
+    for (hop, next) in hops.iter().zip(&hops[1..]) {
+        let jump_shared = SessionShared::new(shared.counters.clone());
+        let jump = handshake(hop, stream, jump_shared.clone(), deadline)
+            .await
+            .map_err(|e| e.context(&format!("jump host {}", describe(hop))))?;
+        tokio::spawn(follow_jump(
+            jump_shared.clone(),
+            shared.clone(),
+            describe(hop),
+        ));
+        let reasons = jump_shared.open_failures.subscribe();
+        let open = jump.channel_open_direct_tcpip(
+            next.host.as_str(),
+            u32::from(next.port),
+            "127.0.0.1",
+            0,
+        );
+        let opened = tokio::time::timeout_at(deadline, open).await;
+        jumps.push(jump);
+        let channel = match opened {
+            Err(_) => {
+                return Err(phase_timeout(
+                    &format!("opening a channel from jump host {}", describe(hop)),
+                    next,
+                ));
+            }
+            Ok(Err(e)) => {
+                let why = SessionShared::open_error(reasons, &e).await;
+                return Err(TunnelError::new(
+                    ErrorClass::Network,
+                    format!(
+                        "jump host {} could not connect to {}:{}: {why}",
+                        describe(hop),
+                        next.host,
+                        next.port
+                    ),
+                ));
+            }
+            Ok(Ok(channel)) => channel,
+        };
+        stream = Box::new(channel.into_stream());
+    }
+    handshake(tunnel, stream, shared, deadline).await
+}
+
+/// `user@host:port`, for messages.
+fn describe(hop: &TunnelConfig) -> String {
+    format!("{}@{}:{}", hop.user, hop.host, hop.port)
+}
+
+/// Ends `inner` when the jump session ends, with the jump's reason.
+async fn follow_jump(jump: Arc<SessionShared>, inner: Arc<SessionShared>, name: String) {
+    tokio::select! {
+        _ = jump.ended.cancelled() => {
+            let why = SessionShared::take(&jump.end_reason)
+                .map_or_else(|| "session closed".to_owned(), |e| e.message);
+            SessionShared::note(
+                &inner.end_reason,
+                TunnelError::new(ErrorClass::Network, format!("jump host {name} lost: {why}")),
+            );
+            inner.ended.cancel();
+        }
+        _ = inner.ended.cancelled() => {}
+    }
+}
+
+/// Key exchange and authentication as `hop.user` over `stream`.
+async fn handshake(
+    hop: &TunnelConfig,
+    stream: Box<dyn Transport>,
+    shared: Arc<SessionShared>,
+    deadline: Instant,
+) -> Result<Handle, TunnelError> {
     let check = HostKeyCheck {
-        host: tunnel.host.clone(),
-        port: tunnel.port,
-        known_hosts: tunnel.known_hosts.clone(),
-        policy: tunnel.host_key_policy,
+        host: hop.host.clone(),
+        port: hop.port,
+        known_hosts: hop.known_hosts.clone(),
+        policy: hop.host_key_policy,
     };
     let handler = ClientHandler::new(check, shared.clone());
-    let config = client_config(&tunnel.timing);
+    let config = client_config(&hop.timing);
     let mut handle =
-        match tokio::time::timeout_at(deadline, client::connect_stream(config, tcp, handler)).await
+        match tokio::time::timeout_at(deadline, client::connect_stream(config, stream, handler))
+            .await
         {
-            Err(_) => return Err(phase_timeout("SSH handshake", tunnel)),
+            Err(_) => return Err(phase_timeout("SSH handshake", hop)),
             Ok(Err(e)) => {
                 // A refused host key surfaces as a generic handshake error; the handler knows why.
                 return Err(SessionShared::take(&shared.host_key_error)
@@ -59,8 +179,8 @@ pub async fn connect(
             }
             Ok(Ok(handle)) => handle,
         };
-    match tokio::time::timeout_at(deadline, auth::authenticate(&mut handle, tunnel)).await {
-        Err(_) => Err(phase_timeout("authentication", tunnel)),
+    match tokio::time::timeout_at(deadline, auth::authenticate(&mut handle, hop)).await {
+        Err(_) => Err(phase_timeout("authentication", hop)),
         Ok(Err(e)) => {
             disconnect(&handle, "authentication failed").await;
             Err(e)
@@ -80,6 +200,13 @@ pub fn phase_timeout(phase: &str, tunnel: &TunnelConfig) -> TunnelError {
             humantime::format_duration(tunnel.timing.connect_timeout)
         ),
     )
+}
+
+/// Ends sessions politely, innermost (last) first.
+pub async fn disconnect_all(handles: &[Handle], why: &str) {
+    for handle in handles.iter().rev() {
+        disconnect(handle, why).await;
+    }
 }
 
 /// Ends a session politely, without waiting long for a relay that may be gone.

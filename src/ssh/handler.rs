@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use russh::client::{self, ChannelOpenHandle, DisconnectReason, Msg, Session};
 use russh::keys::PublicKeyOrCertificate;
-use russh::{Channel, ChannelOpenFailure};
+use russh::{Channel, ChannelId, ChannelOpenFailure};
 use tokio_util::sync::DropGuard;
 
 use super::classify;
@@ -139,6 +139,19 @@ impl client::Handler for ClientHandler {
             "forwarded connection"
         );
         self.accept_forwarded(RouteKey::Port(connected_port), channel, reply);
+        Ok(())
+    }
+
+    async fn channel_open_failure(
+        &mut self,
+        _channel: ChannelId,
+        _reason: ChannelOpenFailure,
+        description: &str,
+        _language: &str,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::debug!(%description, "relay refused a channel");
+        self.shared.note_open_failure(description);
         Ok(())
     }
 

@@ -40,19 +40,7 @@ pub fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<
     // ssh(1) lowercases the host before looking it up, and hashed entries hash that form.
     let name = lookup_name(host, port).to_ascii_lowercase();
     let (mut known, mut changed) = (false, None);
-    for (index, raw) in data.split(|&b| b == b'\n').enumerate() {
-        let line = index + 1;
-        let entry = std::str::from_utf8(raw)
-            .map_err(|_| "not UTF-8")
-            .and_then(parse_line);
-        let entry = match entry {
-            Ok(Some(entry)) => entry,
-            Ok(None) => continue,
-            Err(reason) => {
-                tracing::debug!(path = %path.display(), line, reason, "skipping known_hosts line");
-                continue;
-            }
-        };
+    for (line, entry) in entries(&data, path) {
         // Only the key data counts: the comment is not part of a key's identity.
         let same_key = entry.key.key_data() == key.key_data();
         if entry.revoked {
@@ -80,6 +68,40 @@ pub fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<
         },
         (false, None) => Verdict::Unknown,
     })
+}
+
+/// How many (not revoked) entries `path` has for `host` on `port`, of any key type: whether
+/// a strict host key check can succeed at all. A missing file has none.
+pub fn entries_for(path: &Path, host: &str, port: u16) -> io::Result<usize> {
+    let data = match fs::read(path) {
+        Ok(data) => data,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let name = lookup_name(host, port).to_ascii_lowercase();
+    Ok(entries(&data, path)
+        .filter(|(_, entry)| !entry.revoked && host_matches(&name, entry.hosts))
+        .count())
+}
+
+/// The parseable lines of a known_hosts file with their 1-based numbers; the rest are skipped
+/// (logged at debug).
+fn entries<'a>(data: &'a [u8], path: &'a Path) -> impl Iterator<Item = (usize, Entry<'a>)> {
+    data.split(|&b| b == b'\n')
+        .enumerate()
+        .filter_map(move |(index, raw)| {
+            let line = index + 1;
+            let entry = std::str::from_utf8(raw)
+                .map_err(|_| "not UTF-8")
+                .and_then(parse_line);
+            match entry {
+                Ok(entry) => entry.map(|e| (line, e)),
+                Err(reason) => {
+                    tracing::debug!(path = %path.display(), line, reason, "skipping known_hosts line");
+                    None
+                }
+            }
+        })
 }
 
 /// Appends a plain (unhashed) entry for `host`/`port` holding `key`, in the form

@@ -9,6 +9,8 @@ pub mod known_hosts;
 mod session;
 
 pub use classify::session_error;
-pub use connect::{Handle, client_config, connect, disconnect, phase_timeout};
+pub use connect::{
+    Connected, Handle, client_config, connect, disconnect, disconnect_all, phase_timeout,
+};
 pub use handler::{ClientHandler, HostKeyCheck};
 pub use session::{Route, RouteKey, SessionShared};

@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -45,7 +48,14 @@ pub struct SessionShared {
     pub host_key_error: Mutex<Option<TunnelError>>,
     /// Why the session ended, when russh told us (its `disconnected` callback is not guaranteed).
     pub end_reason: Mutex<Option<TunnelError>>,
+    /// The relay's description of the latest refused channel open, numbered so a waiter sees
+    /// a new one (russh gives the error only the reason code; the text goes to the handler).
+    pub open_failures: watch::Sender<(u64, String)>,
 }
+
+/// How long a refused opener waits for the relay's description, which russh hands to the
+/// handler right after it wakes the opener.
+const REASON_WAIT: Duration = Duration::from_millis(200);
 
 impl SessionShared {
     /// A fresh scope for one session.
@@ -57,7 +67,39 @@ impl SessionShared {
             counters,
             host_key_error: Mutex::new(None),
             end_reason: Mutex::new(None),
+            open_failures: watch::Sender::new((0, String::new())),
         })
+    }
+
+    /// Records the relay's description of a refused channel open.
+    pub fn note_open_failure(&self, description: &str) {
+        self.open_failures.send_modify(|(seq, text)| {
+            *seq += 1;
+            description.clone_into(text);
+        });
+    }
+
+    /// Why a channel open failed, in the relay's words when it gave some: `watcher` must be
+    /// subscribed to [`SessionShared::open_failures`] before the open was sent. With several
+    /// refusals at once, the description may be a concurrent one's (they are usually the same).
+    pub async fn open_error(
+        mut watcher: watch::Receiver<(u64, String)>,
+        error: &russh::Error,
+    ) -> String {
+        if !matches!(error, russh::Error::ChannelOpenFailure(_)) {
+            return error.to_string();
+        }
+        match tokio::time::timeout(REASON_WAIT, watcher.changed()).await {
+            Ok(Ok(())) => {
+                let description = watcher.borrow().1.clone();
+                if description.is_empty() {
+                    error.to_string()
+                } else {
+                    format!("{description} ({error})")
+                }
+            }
+            _ => error.to_string(),
+        }
     }
 
     /// Looks up the route for a relay listener.

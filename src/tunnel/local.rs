@@ -2,6 +2,7 @@
 //! reconnects — so a connection that arrives while the session is down waits (bounded) for the
 //! next session instead of being refused.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +18,11 @@ use super::pump::{ConnectionGuard, Counters, pump};
 use super::state::{ForwardState, Reporter};
 use crate::config::{LocalForward, LocalListen, Target};
 use crate::net::LocalStream;
+use crate::ssh::SessionShared;
 
 /// How long the relay may take to confirm a channel (it connects to the target first, and an
 /// unreachable target can otherwise block for minutes: russh #329).
-const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+pub const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Retry pace for a local port that is in use.
 const REBIND_DELAY: Duration = Duration::from_secs(2);
 
@@ -46,7 +48,25 @@ pub struct ListenerContext {
 /// Serves forward `index` until the task is aborted (which closes the listener; connections
 /// end with `ctx.stop`).
 pub async fn serve(index: usize, forward: LocalForward, ctx: ListenerContext) {
-    let listener = bind_until_ok(index, &forward, &ctx.reporter).await;
+    let listen = forward.listen.clone();
+    accept_loop(index, &listen, ctx, move |stream, peer, ctx| {
+        handle(index, stream, peer, forward.clone(), ctx)
+    })
+    .await
+}
+
+/// Binds `listen` (retrying while the port is taken), marks forward `index` up, and runs
+/// `on_accept` for each connection in `ctx.tasks`, ended by `ctx.stop`. Shared with `-D`.
+pub async fn accept_loop<F, Fut>(
+    index: usize,
+    listen: &LocalListen,
+    ctx: ListenerContext,
+    on_accept: F,
+) where
+    F: Fn(LocalStream, String, ListenerContext) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = bind_until_ok(index, listen, &ctx.reporter).await;
     ctx.reporter.set_forward(index, ForwardState::Up, None);
     let mut accept_error_logged = false;
     loop {
@@ -54,7 +74,7 @@ pub async fn serve(index: usize, forward: LocalForward, ctx: ListenerContext) {
             Ok((stream, peer)) => {
                 accept_error_logged = false;
                 let stop = ctx.stop.clone();
-                let conn = handle(index, stream, peer, forward.clone(), ctx.clone());
+                let conn = on_accept(stream, peer, ctx.clone());
                 ctx.tasks.spawn(async move {
                     tokio::select! {
                         _ = stop.cancelled() => {}
@@ -65,7 +85,7 @@ pub async fn serve(index: usize, forward: LocalForward, ctx: ListenerContext) {
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning; log once per episode.
                 if !accept_error_logged {
-                    tracing::warn!(forward = %forward.spec, error = %e, "accept failed; backing off");
+                    tracing::warn!(listen = %describe(listen), error = %e, "accept failed; backing off");
                     accept_error_logged = true;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -74,15 +94,66 @@ pub async fn serve(index: usize, forward: LocalForward, ctx: ListenerContext) {
     }
 }
 
-async fn bind_until_ok(index: usize, forward: &LocalForward, reporter: &Reporter) -> Listener {
+async fn bind_until_ok(index: usize, listen: &LocalListen, reporter: &Reporter) -> Listener {
     loop {
-        match Listener::bind(&forward.listen).await {
+        match Listener::bind(listen).await {
             Ok(listener) => return listener,
             Err(e) => {
-                let message = format!("cannot listen on {}: {e}", describe(&forward.listen));
+                let message = format!("cannot listen on {}: {e}", describe(listen));
                 reporter.set_forward(index, ForwardState::Error, Some(message));
                 tokio::time::sleep(REBIND_DELAY).await;
             }
+        }
+    }
+}
+
+/// The live session for a connection accepted on `spec`, waiting up to `connection_hold` for
+/// one; `None` (logged) when none came or the tunnel is stopping.
+pub async fn session(ctx: &mut ListenerContext, spec: &str, peer: &str) -> Option<Arc<Live>> {
+    let waiting = ctx.session.wait_for(|s| {
+        s.as_ref()
+            .is_some_and(|live| !live.shared.ended.is_cancelled())
+    });
+    let hold = ctx.hold;
+    match tokio::time::timeout(hold, waiting).await {
+        Ok(Ok(live)) => live.clone(),
+        Ok(Err(_)) => None, // tunnel stopping
+        Err(_) => {
+            tracing::warn!(forward = %spec, %peer, "no session within connection_hold ({hold:?}); closing connection");
+            None
+        }
+    }
+}
+
+/// Carries one connection over its channel until either side ends or the session does; a
+/// stalled client is cut off and reported on forward `index`.
+pub async fn carry<S>(
+    index: usize,
+    stream: S,
+    channel: russh::Channel<Msg>,
+    live: &Live,
+    ctx: &ListenerContext,
+    spec: &str,
+    peer: &str,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _live_conn = ConnectionGuard::new(ctx.counters.clone());
+    tokio::select! {
+        _ = live.shared.ended.cancelled() => {}
+        r = pump(stream, channel.into_stream(), &ctx.counters) => match r {
+            // A cut is our decision, not a peer's: say so where the user looks (log and
+            // status). The tunnel stays up: only this connection was sacrificed.
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                tracing::warn!(forward = %spec, %peer, error = %e, "stalled connection cut");
+                ctx.reporter.set_forward(
+                    index,
+                    ForwardState::Up,
+                    Some(format!("connection from {peer}: {e}")),
+                );
+            }
+            Err(e) => tracing::debug!(forward = %spec, %peer, error = %e, "connection ended"),
+            Ok(()) => {}
         }
     }
 }
@@ -94,22 +165,10 @@ async fn handle(
     forward: LocalForward,
     mut ctx: ListenerContext,
 ) {
-    let waiting = ctx.session.wait_for(|s| {
-        s.as_ref()
-            .is_some_and(|live| !live.shared.ended.is_cancelled())
-    });
-    let hold = ctx.hold;
-    let live = match tokio::time::timeout(hold, waiting).await {
-        Ok(Ok(live)) => match live.clone() {
-            Some(live) => live,
-            None => return,
-        },
-        Ok(Err(_)) => return, // tunnel stopping
-        Err(_) => {
-            tracing::warn!(forward = %forward.spec, %peer, "no session within connection_hold ({hold:?}); closing connection");
-            return;
-        }
+    let Some(live) = session(&mut ctx, &forward.spec, &peer).await else {
+        return;
     };
+    let reasons = live.shared.open_failures.subscribe();
     let channel = match tokio::time::timeout(
         CHANNEL_OPEN_TIMEOUT,
         open_channel(&live, &forward.target, &peer),
@@ -119,8 +178,9 @@ async fn handle(
         Ok(Ok(channel)) => channel,
         Ok(Err(e)) => {
             let message = format!(
-                "relay could not open {}: {e}",
-                describe_target(&forward.target)
+                "relay could not open {}: {}",
+                describe_target(&forward.target),
+                SessionShared::open_error(reasons, &e).await
             );
             tracing::warn!(forward = %forward.spec, %peer, error = %message, "forwarded connection failed");
             ctx.reporter
@@ -132,24 +192,13 @@ async fn handle(
             return;
         }
     };
-    let _live_conn = ConnectionGuard::new(ctx.counters.clone());
-    tokio::select! {
-        _ = live.shared.ended.cancelled() => {}
-        r = pump(stream, channel.into_stream(), &ctx.counters) => match r {
-            // A cut is our decision, not a peer's: say so where the user looks (log and
-            // status). The tunnel stays up: only this connection was sacrificed.
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                tracing::warn!(forward = %forward.spec, %peer, error = %e, "stalled connection cut");
-                ctx.reporter.set_forward(
-                    index,
-                    ForwardState::Up,
-                    Some(format!("connection from {peer}: {e}")),
-                );
-            }
-            Err(e) => tracing::debug!(forward = %forward.spec, %peer, error = %e, "connection ended"),
-            Ok(()) => {}
-        }
-    }
+    carry(index, stream, channel, &live, &ctx, &forward.spec, &peer).await;
+}
+
+/// Splits `peer` (`addr:port`, or `unix`) into the originator fields of a `direct-tcpip` open.
+pub fn originator(peer: &str) -> (&str, u32) {
+    let (addr, port) = peer.rsplit_once(':').unwrap_or((peer, "0"));
+    (addr, port.parse().unwrap_or(0))
 }
 
 async fn open_channel(
@@ -159,8 +208,7 @@ async fn open_channel(
 ) -> Result<russh::Channel<Msg>, russh::Error> {
     match target {
         Target::Tcp(hp) => {
-            let (addr, port) = peer.rsplit_once(':').unwrap_or((peer, "0"));
-            let port = port.parse().unwrap_or(0);
+            let (addr, port) = originator(peer);
             live.handle
                 .channel_open_direct_tcpip(hp.host.as_str(), u32::from(hp.port), addr, port)
                 .await

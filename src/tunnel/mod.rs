@@ -1,7 +1,9 @@
 //! One supervised tunnel: a task that owns the tunnel's SSH session, listeners and state, and a
 //! handle to command it and read its status.
 
+mod dynamic;
 mod local;
+mod peer;
 pub mod pump;
 mod remote;
 pub mod state;
@@ -18,12 +20,16 @@ use tokio_util::sync::CancellationToken;
 use crate::config::TunnelConfig;
 use crate::ssh::{Handle, SessionShared};
 use pump::Counters;
-pub use state::{ForwardKind, ForwardState, ForwardStatus, Published, TunnelState, TunnelStatus};
+pub use state::{
+    ForwardKind, ForwardState, ForwardStatus, Peer, Published, TunnelState, TunnelStatus,
+};
 
 /// An established session as the forwards see it.
 pub struct Live {
     /// The russh handle (channel opens, forward requests).
     pub handle: Handle,
+    /// The ProxyJump sessions `handle` runs through, outermost first.
+    pub jumps: Vec<Handle>,
     /// The session's task scope and routes.
     pub shared: Arc<SessionShared>,
 }

@@ -58,6 +58,8 @@ pub enum ForwardKind {
     Local,
     /// `-R`: listens on the relay, connects from here.
     Remote,
+    /// `-D`: a SOCKS server here; each connection goes where its client asks, from the relay.
+    Dynamic,
 }
 
 /// A forward's own state.
@@ -75,7 +77,7 @@ pub enum ForwardState {
 /// One forward in a status report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardStatus {
-    /// `local` or `remote`.
+    /// `local`, `remote` or `dynamic`.
     pub kind: ForwardKind,
     /// The spec as configured.
     pub spec: String,
@@ -83,6 +85,34 @@ pub struct ForwardStatus {
     pub state: ForwardState,
     /// Why it is not established, when it is not.
     pub error: Option<String>,
+    /// `-L` only: whether the far end answered with an SSH banner when probed at the start
+    /// of the session (absent: not probed, e.g. no session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Peer>,
+}
+
+/// What a `-L` forward's far end said to a probe through the tunnel: for pairing, where the
+/// partner's `-R` on the relay leads to their sshd, "is my partner there?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Peer {
+    /// Something answered with an SSH banner.
+    Up,
+    /// The relay could not connect to the target (the partner's `-R` is not there).
+    NotListening,
+    /// Something accepted the connection but sent no SSH banner in time.
+    NoBanner,
+}
+
+impl Peer {
+    /// The spelling used in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Peer::Up => "up",
+            Peer::NotListening => "not listening",
+            Peer::NoBanner => "no ssh banner",
+        }
+    }
 }
 
 /// What the supervisor publishes; readers add live counters to make a [`TunnelStatus`].
@@ -230,6 +260,21 @@ impl Reporter {
             f.error = error;
             let current = p.state;
             self.enter(p, current);
+            true
+        });
+    }
+
+    /// Records the probe result of forward `index` (`None` clears it: the session ended).
+    pub fn set_peer(&self, index: usize, peer: Option<Peer>) {
+        self.tx.send_if_modified(|p| {
+            let Some(f) = p.forwards.get_mut(index) else { return false };
+            if f.peer == peer {
+                return false;
+            }
+            if let Some(peer) = peer {
+                tracing::info!(tunnel = %self.name, forward = %f.spec, peer = peer.as_str(), "peer probed");
+            }
+            f.peer = peer;
             true
         });
     }

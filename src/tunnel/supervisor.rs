@@ -11,12 +11,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::dynamic;
 use super::local::{self, ListenerContext};
 use super::pump::Counters;
 use super::state::{ForwardKind, ForwardState, ForwardStatus, Published, Reporter, TunnelState};
-use super::{Command, Live, remote};
+use super::{Command, Live, peer, remote};
 use crate::backoff::Backoff;
-use crate::config::TunnelConfig;
+use crate::config::{Target, TunnelConfig};
 use crate::error::{ErrorClass, TunnelError};
 use crate::ssh::{self, SessionShared};
 
@@ -104,10 +105,13 @@ impl Supervisor {
         loop {
             if !enabled {
                 // Listeners are closed and there is no session: nothing is established.
-                self.reporter
-                    .set_forwards(ForwardKind::Local, ForwardState::Pending);
-                self.reporter
-                    .set_forwards(ForwardKind::Remote, ForwardState::Pending);
+                for kind in [
+                    ForwardKind::Local,
+                    ForwardKind::Remote,
+                    ForwardKind::Dynamic,
+                ] {
+                    self.reporter.set_forwards(kind, ForwardState::Pending);
+                }
                 self.reporter.set_state(TunnelState::Stopped, 0, None, None);
                 match self.next_command().await {
                     None => return,
@@ -133,8 +137,9 @@ impl Supervisor {
     /// Enabled: listeners bound, sessions attempted until disabled or shut down.
     async fn run_enabled(&mut self) -> Exit {
         self.backoff.reset();
-        self.reporter
-            .set_forwards(ForwardKind::Local, ForwardState::Pending);
+        for kind in [ForwardKind::Local, ForwardKind::Dynamic] {
+            self.reporter.set_forwards(kind, ForwardState::Pending);
+        }
         self.listeners = Some(self.start_listeners());
         let exit = self.connect_loop().await;
         // Closes the listeners and ends their connections.
@@ -161,6 +166,13 @@ impl Supervisor {
                 .set
                 .spawn(local::serve(index, forward.clone(), ctx.clone()));
         }
+        // Status lists local, then remote, then dynamic forwards.
+        let offset = self.config.local.len() + self.config.remote.len();
+        for (i, forward) in self.config.dynamic.iter().enumerate() {
+            listeners
+                .set
+                .spawn(dynamic::serve(offset + i, forward.clone(), ctx.clone()));
+        }
         listeners
     }
 
@@ -184,7 +196,17 @@ impl Supervisor {
             };
             let (error, immediate) = match connected {
                 Err(e) => (e, false),
-                Ok(handle) => match self.serve(Live { handle, shared }, deadline).await {
+                Ok(ssh::Connected { handle, jumps }) => match self
+                    .serve(
+                        Live {
+                            handle,
+                            jumps,
+                            shared,
+                        },
+                        deadline,
+                    )
+                    .await
+                {
                     Served::Shutdown => return Exit::Shutdown,
                     Served::Command(Command::Down) => return Exit::Disabled,
                     Served::Command(_) => {
@@ -277,6 +299,7 @@ impl Supervisor {
         self.reporter.session_established();
         self.reporter.set_state(TunnelState::Up, 0, None, None);
         self.session_tx.send_replace(Some(live.clone()));
+        self.probe_peers(&live);
         // Keepalive round trips for status; russh's own keepalive still decides death (a reply
         // to these resets its timer, so a healthy session costs one wake-up per interval).
         let mut probe = tokio::time::interval(self.config.timing.keepalive_interval);
@@ -310,11 +333,32 @@ impl Supervisor {
             self.drain().await;
         }
         ssh::disconnect(&live.handle, "pairtund: tunnel stopped").await;
+        ssh::disconnect_all(&live.jumps, "pairtund: tunnel stopped").await;
         live.shared.ended.cancel();
         live.shared.tasks.close();
         self.reporter
             .set_forwards(ForwardKind::Remote, ForwardState::Pending);
+        for index in 0..self.config.local.len() {
+            self.reporter.set_peer(index, None);
+        }
         served
+    }
+
+    /// Once per session, in the session's scope: does each TCP `-L` target answer with an SSH
+    /// banner (SPEC §3 pairing: "peer: up / not listening")?
+    fn probe_peers(&self, live: &Arc<Live>) {
+        for (index, forward) in self.config.local.iter().enumerate() {
+            let Target::Tcp(target) = &forward.target else {
+                continue;
+            };
+            let (live, reporter, target) = (live.clone(), self.reporter.clone(), target.clone());
+            live.shared.tasks.clone().spawn(async move {
+                tokio::select! {
+                    _ = live.shared.ended.cancelled() => {}
+                    peer = peer::probe(&live, &target) => reporter.set_peer(index, Some(peer)),
+                }
+            });
+        }
     }
 
     /// Stops accepting and lets live connections finish, for at most the grace period.
@@ -344,13 +388,19 @@ fn forward_statuses(config: &TunnelConfig) -> Vec<ForwardStatus> {
         .remote
         .iter()
         .map(|f| (ForwardKind::Remote, f.spec.clone()));
+    let dynamic = config
+        .dynamic
+        .iter()
+        .map(|f| (ForwardKind::Dynamic, f.spec.clone()));
     local
         .chain(remote)
+        .chain(dynamic)
         .map(|(kind, spec)| ForwardStatus {
             kind,
             spec,
             state: ForwardState::Pending,
             error: None,
+            peer: None,
         })
         .collect()
 }

@@ -1,5 +1,6 @@
-//! Authentication paths against a real sshd: ssh-agent, RSA with SHA-2 signatures, and an
-//! encrypted key that no agent holds (a clear `failed`, naming the key).
+//! Authentication paths against a real sshd: ssh-agent (also filtered by `IdentitiesOnly`),
+//! RSA with SHA-2 signatures, and an encrypted key that no agent holds (a clear `failed`,
+//! naming the key).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -132,5 +133,44 @@ async fn encrypted_key_without_agent_fails_naming_the_key() {
         error.message
     );
     assert!(!error.message.contains("s3cret-pass"));
+    daemon.shutdown().await;
+}
+
+/// `IdentitiesOnly yes` in the ssh config: of the agent's keys, only one matching an identity
+/// file (by its `.pub`) is offered — the authorised agent key is refused when the identity
+/// file is another key, and used when the identity file is its public half.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_only_offers_only_matching_agent_keys() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let agent = Agent::start(relay.dir.path());
+    agent.add(relay.key.private_path());
+    let ssh_config = relay.dir.path().join("ssh_config");
+    std::fs::write(&ssh_config, "Host 127.0.0.1\n  IdentitiesOnly yes\n").unwrap();
+    let other = KeyPair::generate(relay.dir.path(), "other", KeyKind::Ed25519);
+    // Only the public half of the authorised key, as when the private key lives in the agent.
+    let public_only = relay.dir.path().join("agent_key");
+    std::fs::copy(relay.key.public_path(), public_only.with_extension("pub")).unwrap();
+    let with = |name: &str, key: &Path| {
+        let tunnel = tunnel(&relay, name, key, "").replace(
+            "agent_socket = \"\"",
+            &format!("agent_socket = {:?}", agent.socket.display().to_string()),
+        );
+        format!(
+            "[defaults]\nssh_config = {:?}\n\n{tunnel}",
+            ssh_config.display().to_string()
+        )
+    };
+    let daemon = start_daemon(relay.dir.path(), &with("matching", &public_only));
+    wait_up(&daemon, "matching", WITHIN).await;
+    daemon.shutdown().await;
+
+    let daemon = start_daemon(relay.dir.path(), &with("filtered", other.private_path()));
+    let failed = wait_for(&daemon, "filtered", WITHIN, "failed", |p| {
+        p.state == TunnelState::Failed
+    })
+    .await;
+    assert_eq!(failed.last_error.map(|e| e.class), Some(ErrorClass::Auth));
     daemon.shutdown().await;
 }

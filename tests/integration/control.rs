@@ -16,23 +16,23 @@ use crate::support::wait;
 
 const WITHIN: Duration = Duration::from_secs(20);
 
-fn stdout(out: &std::process::Output) -> String {
+pub(crate) fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn stderr(out: &std::process::Output) -> String {
+pub(crate) fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// `status --json` of tunnel `name`, parsed.
-fn status_json(d: &Pairtund, name: &str) -> serde_json::Value {
+pub(crate) fn status_json(d: &Pairtund, name: &str) -> serde_json::Value {
     let out = d.ctl(&["--json", "status", name]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("status --json is JSON");
     v["tunnels"][0].clone()
 }
 
-fn wait_state(d: &Pairtund, name: &str, state: &str) -> serde_json::Value {
+pub(crate) fn wait_state(d: &Pairtund, name: &str, state: &str) -> serde_json::Value {
     wait::until_some(&format!("{name} {state}"), WITHIN, || {
         let t = status_json(d, name);
         (t["state"] == state).then_some(t)

@@ -5,6 +5,7 @@ mod binary;
 mod control;
 mod fixtures;
 mod harness;
+mod reach;
 mod resilience;
 mod secrets;
 mod service;

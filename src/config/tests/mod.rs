@@ -6,6 +6,7 @@ mod forwards;
 mod rejections;
 mod schema;
 mod settings;
+mod ssh;
 
 use std::path::{Path, PathBuf};
 
@@ -76,7 +77,7 @@ fn tunnel<'c>(cfg: &'c Config, name: &str) -> &'c TunnelConfig {
 /// A minimal valid tunnel body, for tests about one other key.
 const MIN: &str = "host = \"saturn\"\nlocal = [\"9999:localhost:1235\"]\n";
 
-/// SPEC §2's example file, minus `jump` (not implemented yet; see `seed_with_jump_is_refused`).
+/// SPEC §2's example file.
 const SEED: &str = r#"[defaults]                       # every key optional; shown with its default
 keepalive_interval = "15s"       # like ServerAliveInterval; "0s" is rejected
 keepalive_count = 3              # like ServerAliveCountMax: dead after (count+1) silent intervals
@@ -95,6 +96,8 @@ identity_files = ["~/.ssh/id_ed25519"]   # default: ssh-agent, then ~/.ssh/confi
 local = ["9999:localhost:1235"]  # ssh -L syntax: [bind:]port:host:hostport, also [::1] and Unix sockets
 remote = []                      # ssh -R syntax: [bind:]port:host:hostport
 dynamic = []                     # ssh -D syntax: [bind:]port (SOCKS5)
+jump = "bastion"                 # optional ProxyJump, as OpenSSH: [user@]host[:port] or a ~/.ssh/config
+                                 # alias; a chain "a,b"; jump hosts use the tunnel's keys/known_hosts
 autostart = true                 # bring up when the daemon starts
 
 [tunnels.from-you]
@@ -123,7 +126,16 @@ fn seed_scenario() {
         jane.local,
         vec![parse_forward_local("9999:localhost:1235").unwrap()]
     );
-    assert!(jane.remote.is_empty() && jane.autostart);
+    assert!(jane.remote.is_empty() && jane.dynamic.is_empty() && jane.autostart);
+    assert_eq!(
+        jane.jump,
+        vec![JumpHost {
+            host: "bastion".into(),
+            port: 22,
+            user: "me".into()
+        }]
+    );
+    assert!(tunnel(&cfg, "from-you").jump.is_empty());
     assert_eq!(jane.agent, AgentSource::Env);
     assert_eq!(jane.host_key_policy, HostKeyPolicy::Strict);
     assert_eq!(jane.known_hosts, PathBuf::from("/home/me/.ssh/known_hosts"));
@@ -149,17 +161,6 @@ fn seed_scenario() {
         })
     );
     assert_eq!(jane.timing, from_you.timing);
-}
-
-#[test]
-fn seed_with_jump_is_refused() {
-    let text = SEED.replace("autostart = true ", "jump = \"bastion\"\nautostart = true ");
-    check_err(
-        &text,
-        19,
-        8,
-        "`jump` is not supported by this version of pairtun yet",
-    );
 }
 
 #[test]

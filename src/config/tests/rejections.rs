@@ -179,16 +179,34 @@ pub(super) const CASES: &[(&str, usize, usize, &str)] = &[
         "invalid remote forward \"1:x:0\": target port 0",
     ),
     (
-        "[tunnels.t]\nhost = \"h\"\nlocal = [\"1:x:2\"]\ndynamic = [\"1080\"]\n",
+        "[tunnels.t]\nhost = \"h\"\nlocal = [\"1:x:2\"]\ndynamic = [\"1080:x:22\"]\n",
         4,
         12,
-        "`dynamic` forwards are not supported by this version of pairtun yet",
+        "invalid dynamic forward \"1080:x:22\": expected [bind:]port",
     ),
     (
-        "[tunnels.t]\nhost = \"h\"\njump = \"bastion\"\n",
+        "[tunnels.t]\nhost = \"h\"\ndynamic = [\"0\"]\n",
         3,
+        12,
+        "invalid dynamic forward \"0\": listen port 0 is out of range",
+    ),
+    (
+        "[tunnels.t]\nhost = \"h\"\ndynamic = [\"1080\"]\njump = \"a,b:x\"\n",
+        4,
         8,
-        "`jump` is not supported by this version of pairtun yet",
+        "jump: port \"x\" in \"b:x\" is not 1-65535",
+    ),
+    (
+        "[tunnels.t]\nhost = \"h\"\ndynamic = [\"1080\"]\njump = \"@b\"\n",
+        4,
+        8,
+        "jump: empty user in \"@b\"",
+    ),
+    (
+        "[tunnels.t]\nhost = \"h\"\ndynamic = [\"1080\"]\n[tunnels.u]\nhost = \"h\"\nlocal = [\"1080:x:1\"]\n",
+        6,
+        10,
+        "local port 1080 is already used by tunnel \"t\" (dynamic[0])",
     ),
     // tunnel names
     (

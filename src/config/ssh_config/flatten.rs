@@ -1,0 +1,189 @@
+//! One ssh config text, with `Include`s expanded in place, reduced to the lines pairtun honours,
+//! plus a warning (file and line) for each line it must ignore. See the module above for why.
+
+use std::path::{Path, PathBuf};
+
+/// Keywords passed on to the parser; every other line is dropped (silently when it does not
+/// change where or how we connect, see [`IGNORED_WITH_WARNING`]).
+const HONOURED: [&str; 7] = [
+    "host",
+    "hostname",
+    "user",
+    "port",
+    "identityfile",
+    "identitiesonly",
+    "proxyjump",
+];
+
+/// Keywords that change where or as whom `ssh` connects, which pairtun does not do: ignoring
+/// them silently would connect somewhere else than `ssh HOST` does.
+const IGNORED_WITH_WARNING: [(&str, &str); 4] = [
+    (
+        "proxycommand",
+        "use ProxyJump (or `jump` in pairtun's config) instead",
+    ),
+    ("hostkeyalias", "known_hosts is checked under the HostName"),
+    ("canonicalizehostname", "host names are used as written"),
+    (
+        "userknownhostsfile",
+        "set `known_hosts` in pairtun's config instead",
+    ),
+];
+
+/// How deep `Include`s may nest (OpenSSH allows 16).
+const MAX_DEPTH: usize = 16;
+
+/// The reduced text and the warnings.
+pub(super) struct Flat {
+    pub text: String,
+    pub warnings: Vec<String>,
+}
+
+/// Splits a config line into its keyword (lower-cased) and arguments (`Key value`, `Key=value`,
+/// `Key = value`); `None` for blank and comment lines.
+pub(super) fn split_line(line: &str) -> Option<(String, &str)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let end = line
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(line.len());
+    let rest = line[end..].trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
+    Some((line[..end].to_ascii_lowercase(), rest))
+}
+
+/// Flattens `text` (read from `path`).
+pub(super) fn flatten(text: &str, path: &Path, home: &Path) -> Flat {
+    let mut flattener = Flattener {
+        home,
+        out: String::new(),
+        warnings: Vec::new(),
+        stack: vec![canonical(path)],
+    };
+    flattener.file(text, path);
+    Flat {
+        text: flattener.out,
+        warnings: flattener.warnings,
+    }
+}
+
+struct Flattener<'a> {
+    home: &'a Path,
+    out: String,
+    warnings: Vec<String>,
+    /// Files being read, to refuse an `Include` cycle.
+    stack: Vec<PathBuf>,
+}
+
+impl Flattener<'_> {
+    fn file(&mut self, text: &str, path: &Path) {
+        // The `Host` line the following lines belong to, re-emitted after an `Include` (whose
+        // own `Host` lines would otherwise capture the rest of this file).
+        let mut host_line = "Host *".to_owned();
+        let mut in_match = false;
+        for (index, line) in text.lines().enumerate() {
+            let Some((keyword, args)) = split_line(line) else {
+                continue;
+            };
+            let at = format!("{}:{}", path.display(), index + 1);
+            match keyword.as_str() {
+                "host" => {
+                    in_match = false;
+                    host_line = format!("Host {args}");
+                    self.push(&host_line);
+                }
+                "match" => {
+                    in_match = true;
+                    self.warnings.push(format!(
+                        "{at}: `Match` is not supported by pairtun: the settings under it \
+                         (up to the next Host or Match line) are ignored"
+                    ));
+                }
+                _ if in_match => {}
+                "include" => {
+                    for pattern in args.split_whitespace() {
+                        self.include(pattern, &at);
+                    }
+                    let resume = host_line.clone();
+                    self.push(&resume);
+                }
+                k if HONOURED.contains(&k) => self.push(line.trim()),
+                k => {
+                    if let Some((_, advice)) = IGNORED_WITH_WARNING.iter().find(|(w, _)| *w == k) {
+                        let written = line.split_whitespace().next().unwrap_or(k);
+                        self.warnings.push(format!(
+                            "{at}: `{written}` is not supported by pairtun and is ignored; {advice}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, line: &str) {
+        self.out.push_str(line);
+        self.out.push('\n');
+    }
+
+    /// Reads every file `pattern` names (a glob; relative to `~/.ssh`), in name order.
+    fn include(&mut self, pattern: &str, at: &str) {
+        let pattern = pattern.trim_matches('"');
+        let full = if let Some(rest) = pattern.strip_prefix("~/") {
+            self.home.join(rest)
+        } else if Path::new(pattern).is_absolute() {
+            PathBuf::from(pattern)
+        } else {
+            self.home.join(".ssh").join(pattern)
+        };
+        let paths = match glob::glob(&full.to_string_lossy()) {
+            Ok(paths) => paths,
+            Err(e) => {
+                self.warnings
+                    .push(format!("{at}: bad Include pattern {pattern:?}: {e}"));
+                return;
+            }
+        };
+        // An Include that matches nothing is fine in OpenSSH too.
+        for entry in paths {
+            let file = match entry {
+                Ok(file) => file,
+                Err(e) => {
+                    self.warnings.push(format!("{at}: Include: {e}"));
+                    continue;
+                }
+            };
+            if self.stack.len() > MAX_DEPTH {
+                self.warnings.push(format!(
+                    "{at}: Include nested more than {MAX_DEPTH} deep; {} is not read",
+                    file.display()
+                ));
+                continue;
+            }
+            let key = canonical(&file);
+            if self.stack.contains(&key) {
+                self.warnings.push(format!(
+                    "{at}: Include cycle: {} is already being read",
+                    file.display()
+                ));
+                continue;
+            }
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    self.stack.push(key);
+                    self.file(&text, &file);
+                    self.stack.pop();
+                }
+                Err(e) => self.warnings.push(format!(
+                    "{at}: cannot read included {}: {e}",
+                    file.display()
+                )),
+            }
+        }
+    }
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_owned())
+}

@@ -1,0 +1,138 @@
+//! `~/.ssh/config` in the config file: precedence tunnel → ssh config → `[defaults]` →
+//! built-in, as a table, and jump hosts resolved through it.
+
+use super::*;
+
+/// Parses `toml` with `[defaults] ssh_config` pointing at a file holding `ssh`; the temporary
+/// directory is returned so it lives as long as the test.
+fn with_ssh(ssh: &str, defaults: &str, body: &str) -> (Config, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ssh_config");
+    std::fs::write(&file, ssh).unwrap();
+    let text = format!(
+        "[defaults]\nssh_config = {:?}\n{defaults}\n[tunnels.t]\nlocal = [\"9999:localhost:1\"]\n{body}",
+        file.display().to_string()
+    );
+    (ok(&text), dir)
+}
+
+const SSH: &str = "Host saturn\n  HostName saturn.example.org\n  User ssh_user\n  Port 2222\n  \
+                   IdentityFile /keys/ssh_key\n";
+
+/// Expected host, user, port and identity file (`None`: the built-in default files).
+type Want<'a> = (&'a str, &'a str, u16, Option<&'a str>);
+
+#[test]
+fn precedence_table() {
+    // (ssh config, [defaults], tunnel keys, want)
+    let cases: &[(&str, &str, &str, Want)] = &[
+        // tunnel keys beat everything
+        (
+            SSH,
+            "user = \"d_user\"\nport = 3333\nidentity_files = [\"/keys/d\"]",
+            "host = \"saturn\"\nuser = \"t_user\"\nport = 4444\nidentity_files = [\"/keys/t\"]",
+            ("saturn.example.org", "t_user", 4444, Some("/keys/t")),
+        ),
+        // ssh config beats [defaults]
+        (
+            SSH,
+            "user = \"d_user\"\nport = 3333\nidentity_files = [\"/keys/d\"]",
+            "host = \"saturn\"",
+            (
+                "saturn.example.org",
+                "ssh_user",
+                2222,
+                Some("/keys/ssh_key"),
+            ),
+        ),
+        // [defaults] where the ssh config is silent (another host)
+        (
+            SSH,
+            "user = \"d_user\"\nport = 3333\nidentity_files = [\"/keys/d\"]",
+            "host = \"mars\"",
+            ("mars", "d_user", 3333, Some("/keys/d")),
+        ),
+        // built-in defaults last
+        (SSH, "", "host = \"mars\"", ("mars", "me", 22, None)),
+    ];
+    for (ssh, defaults, body, (host, user, port, key)) in cases {
+        let (cfg, _dir) = with_ssh(ssh, defaults, body);
+        let t = tunnel(&cfg, "t");
+        assert_eq!(
+            (t.host.as_str(), t.user.as_str(), t.port),
+            (*host, *user, *port),
+            "case {body:?} with defaults {defaults:?}"
+        );
+        match key {
+            Some(key) => assert_eq!(
+                t.identities,
+                Identities::Configured(vec![PathBuf::from(key)]),
+                "{body:?}"
+            ),
+            None => assert!(matches!(t.identities, Identities::Defaults(_)), "{body:?}"),
+        }
+    }
+}
+
+#[test]
+fn proxy_jump_from_ssh_config_resolves_each_hop() {
+    let ssh = "Host target\n  ProxyJump bastion,ops@10.0.0.1:2200\n  IdentitiesOnly yes\n\
+               Host bastion\n  HostName bastion.example.org\n  User jumper\n  Port 2022\n";
+    let (cfg, _dir) = with_ssh(ssh, "", "host = \"target\"");
+    let t = tunnel(&cfg, "t");
+    assert!(t.identities_only);
+    assert_eq!(
+        t.jump,
+        vec![
+            JumpHost {
+                host: "bastion.example.org".into(),
+                port: 2022,
+                user: "jumper".into()
+            },
+            JumpHost {
+                host: "10.0.0.1".into(),
+                port: 2200,
+                user: "ops".into()
+            },
+        ]
+    );
+    // The tunnel's own `jump` wins, and "none" means direct.
+    let (cfg, _dir) = with_ssh(ssh, "", "host = \"target\"\njump = \"none\"");
+    assert!(tunnel(&cfg, "t").jump.is_empty());
+    let (cfg, _dir) = with_ssh(
+        ssh,
+        "user = \"d\"",
+        "host = \"target\"\njump = \"[::1]:22\"",
+    );
+    assert_eq!(
+        tunnel(&cfg, "t").jump,
+        vec![JumpHost {
+            host: "::1".into(),
+            port: 22,
+            user: "d".into()
+        }]
+    );
+}
+
+#[test]
+fn ssh_config_warnings_reach_the_config_and_empty_path_disables_it() {
+    let (cfg, dir) = with_ssh(
+        "Host saturn\n  User a\nMatch all\n  User b\n",
+        "",
+        "host = \"saturn\"",
+    );
+    assert_eq!(tunnel(&cfg, "t").user, "a");
+    assert_eq!(cfg.warnings.len(), 1);
+    assert!(cfg.warnings[0].contains("ssh_config:3: `Match` is not supported"));
+    assert_eq!(cfg.ssh_config, Some(dir.path().join("ssh_config")));
+
+    let text = format!("[defaults]\nssh_config = \"\"\n[tunnels.t]\n{MIN}");
+    let none = ok(&text);
+    assert!(none.warnings.is_empty() && none.ssh_config.is_none());
+    // Not set: OpenSSH's own file.
+    let default = ok(&format!("[tunnels.t]\n{MIN}"));
+    assert_eq!(
+        default.ssh_config,
+        Some(PathBuf::from("/home/me/.ssh/config"))
+    );
+}
