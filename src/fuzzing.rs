@@ -14,9 +14,10 @@ use tokio::io::BufReader;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+use crate::config::ssh_config::{SshConfig, parse_ssh_config_import};
 use crate::config::{
     self, ConfigError, Env, LocalForward, LocalListen, RemoteForward, RemoteListen, Target,
-    parse_forward_local, parse_forward_remote,
+    parse_forward_dynamic, parse_forward_local, parse_forward_remote,
 };
 use crate::control::frame::{Frame, read_frame};
 use crate::control::server::{Handler, Reply, answer};
@@ -26,7 +27,7 @@ use crate::protocol::{ErrorKind, MAX_FRAME, Request, Response, decode_request, e
 #[cfg(test)]
 mod tests;
 
-/// `forward_spec`: both forward parsers on the input as text. A parsed spec keeps the text as
+/// `forward_spec`: the three forward parsers on the input as text. A parsed spec keeps the text as
 /// written, and its canonical spelling parses back to the same forward; an error quotes the
 /// spec.
 pub fn forward_spec(data: &[u8]) {
@@ -58,16 +59,33 @@ pub fn forward_spec(data: &[u8]) {
         }
         Err(e) => assert!(e.starts_with(&quoted), "error does not quote the spec: {e}"),
     }
+    match parse_forward_dynamic(spec) {
+        Ok(forward) => {
+            assert_eq!(forward.spec, spec);
+            let again = parse_forward_dynamic(&listen_spelling(&forward.listen))
+                .unwrap_or_else(|e| panic!("{spec:?} parsed, its canonical spelling not: {e}"));
+            assert_eq!(again.listen, forward.listen);
+        }
+        Err(e) => assert!(e.starts_with(&quoted), "error does not quote the spec: {e}"),
+    }
 }
 
 /// A `-L` spec with every part explicit.
 fn local_spelling(forward: &LocalForward) -> String {
-    let listen = match &forward.listen {
+    format!(
+        "{}:{}",
+        listen_spelling(&forward.listen),
+        target_spelling(&forward.target)
+    )
+}
+
+/// The listen side of a `-L` or `-D` spec, every part explicit.
+fn listen_spelling(listen: &LocalListen) -> String {
+    match listen {
         LocalListen::Tcp { addr, port } if addr.is_ipv6() => format!("[{addr}]:{port}"),
         LocalListen::Tcp { addr, port } => format!("{addr}:{port}"),
         LocalListen::Unix(path) => path.display().to_string(),
-    };
-    format!("{listen}:{}", target_spelling(&forward.target))
+    }
 }
 
 /// A `-R` spec with every part explicit.
@@ -151,6 +169,52 @@ fn check_located(e: &ConfigError, data: &[u8], path: &Path) {
         !e.message.trim().is_empty() && !e.message.contains('\n'),
         "message must be one non-empty line: {e:?}"
     );
+}
+
+/// The file name ssh config warnings carry in the `ssh_config` target.
+const SSH_CONFIG_PATH: &str = "/fuzz/ssh_config";
+
+/// `ssh_config`: the first line is a host alias, the rest an ssh config. `pairtunctl import`'s
+/// parser returns only specs pairtun's own parsers accept, without repeats, and notes in line
+/// order that point into the text. The daemon's host lookup (`SshConfig::from_text`, then
+/// `host`) never panics and names the file in every warning; it is skipped for inputs that
+/// mention `Include`, which reads real files.
+pub fn ssh_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (alias, text) = text.split_once('\n').unwrap_or((text, ""));
+    let imported = parse_ssh_config_import(text, alias);
+    let parsers: [(&[String], fn(&str) -> Result<(), String>); 3] = [
+        (&imported.local, |s| parse_forward_local(s).map(drop)),
+        (&imported.remote, |s| parse_forward_remote(s).map(drop)),
+        (&imported.dynamic, |s| parse_forward_dynamic(s).map(drop)),
+    ];
+    for (specs, parse) in parsers {
+        for (i, spec) in specs.iter().enumerate() {
+            parse(spec).unwrap_or_else(|e| panic!("imported {spec:?} does not parse: {e}"));
+            assert!(!specs[..i].contains(spec), "{spec:?} imported twice");
+        }
+    }
+    let lines = text.lines().count();
+    let mut previous = 1;
+    for note in &imported.notes {
+        assert!(
+            (previous..=lines).contains(&note.line),
+            "note for line {} out of order or past line {lines}: {note:?}",
+            note.line
+        );
+        assert!(!note.message.trim().is_empty(), "empty note: {note:?}");
+        previous = note.line;
+    }
+    if text.to_ascii_lowercase().contains("include") {
+        return;
+    }
+    let loaded = SshConfig::from_text(text, Path::new(SSH_CONFIG_PATH), Path::new("/fuzz/home"));
+    for warning in &loaded.warnings {
+        assert!(warning.starts_with(SSH_CONFIG_PATH), "{warning}");
+    }
+    let _ = loaded.host(alias);
 }
 
 thread_local! {

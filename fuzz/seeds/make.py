@@ -55,24 +55,48 @@ REPLIES = [
 ]
 
 
-def configs():
-    """Every ```toml block of the README and SPEC, plus the config tests' raw strings."""
+def literals(tests):
+    """The raw strings and multi-line plain string literals of the test files `tests`."""
     found = []
-    for doc in (ROOT / "README.md", pathlib.Path("/work/shared/SPEC.md")):
-        if doc.exists():
-            found += re.findall(r"```toml\n(.*?)```", doc.read_text(), re.S)
-    for test in sorted((ROOT / "src/config/tests").glob("*.rs")):
+    for test in tests:
         text = test.read_text()
         found += re.findall(r'r#"(.*?)"#', text, re.S)
         # Plain literals holding a whole file: they have a `\n` escape.
         for lit in re.findall(r'"((?:[^"\\\n]|\\.)*\\n(?:[^"\\\n]|\\.)*)"', text):
             found.append(re.sub(r'\\(.)', lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]), lit))
+    return found
+
+
+def configs():
+    """Every ```toml block of the README and SPEC, plus the config tests' texts."""
+    found = literals(sorted((ROOT / "src/config/tests").glob("*.rs")))
+    for doc in (ROOT / "README.md", pathlib.Path("/work/shared/SPEC.md")):
+        if doc.exists():
+            found += re.findall(r"```toml\n(.*?)```", doc.read_text(), re.S)
     return sorted(set(found))
+
+
+def ssh_configs():
+    """The ssh config tests' texts, each queried for its first Host pattern and for `other`."""
+    seeds = set()
+    for text in literals([ROOT / "src/config/ssh_config/tests.rs"]):
+        first = re.search(r"(?im)^\s*host\s+(\S+)", text)
+        for alias in {first[1] if first else "saturn", "other"}:
+            seeds.add(alias + "\n" + text)
+    seeds.add(
+        "saturn\nUser all\nHost saturn sat*\n  HostName %h.example.org\n  Port 2222\n"
+        "  LocalForward 9999 localhost:1235\n  LocalForward [::1]:9998 /run/x.sock\n"
+        "  RemoteForward 1235:localhost:22\n  RemoteForward 1236\n  DynamicForward 1080\n"
+        "  ProxyJump a,b:2222\n  IdentitiesOnly=yes\n  ProxyCommand nc %h %p\n"
+        "Match host saturn\n  LocalForward 1 h:2\nHost !saturn *\n  User other\n"
+    )
+    return sorted(seeds)
 
 
 # control_frame: the first byte picks the read buffer (space: 1 byte, '/': 16) and frame cap.
 write("forward_spec", FORWARDS)
 write("config", configs())
+write("ssh_config", ssh_configs())
 write("control_frame",
       [" " + r + "\n" for r in REQUESTS + REPLIES]
       + ["/" + "\n".join(REQUESTS) + "\n", "\xff" + "x" * 20 + "\nrest", " \n\n  \n[\"ping\"]"])

@@ -53,6 +53,11 @@ fn control_frame_corpus() {
 }
 
 #[test]
+fn ssh_config_corpus() {
+    replay("ssh_config", ssh_config);
+}
+
+#[test]
 fn control_request_corpus() {
     let sandbox = ControlSandbox::new().expect("a sandbox");
     replay("control_request", |data| drop(sandbox.run(data)));
