@@ -120,7 +120,8 @@ const CONFIG_PATH: &str = "/fuzz/pairtun.toml";
 /// A fixed environment, so that the outcome depends on the input alone.
 fn config_env() -> Env {
     Env {
-        home: PathBuf::from("/home/fuzz"),
+        // Does not exist, so neither does the default `~/.ssh/config`.
+        home: PathBuf::from("/nonexistent/fuzz"),
         user: "fuzz".to_owned(),
         vars: [("SSH_AUTH_SOCK", "/run/agent.sock"), ("KEYS", "/keys")]
             .into_iter()
@@ -131,8 +132,12 @@ fn config_env() -> Env {
 
 /// `config`: the input as a config file, through the daemon's loader. It loads or fails with
 /// a one-line error at a real place in the text; a loaded file stays valid with any one
-/// tunnel dropped by `pairtunctl drop`'s editor, and loses exactly that tunnel.
+/// tunnel dropped by `pairtunctl drop`'s editor, and loses exactly that tunnel. A file whose
+/// `[defaults] ssh_config` names a file is skipped: loading would read that real file.
 pub fn config(data: &[u8]) {
+    if names_an_ssh_config(data) {
+        return;
+    }
     let (path, env) = (Path::new(CONFIG_PATH), config_env());
     match config::parse_bytes(data, path, &env) {
         Ok(loaded) => {
@@ -154,6 +159,17 @@ pub fn config(data: &[u8]) {
     }
 }
 
+fn names_an_ssh_config(data: &[u8]) -> bool {
+    let Some(table) = std::str::from_utf8(data)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+    else {
+        return false;
+    };
+    let named = table.get("defaults").and_then(|d| d.get("ssh_config"));
+    named.is_some_and(|file| file.as_str() != Some(""))
+}
+
 fn check_located(e: &ConfigError, data: &[u8], path: &Path) {
     let text = String::from_utf8_lossy(data);
     let line = text.split('\n').nth(e.line.saturating_sub(1));
@@ -171,6 +187,9 @@ fn check_located(e: &ConfigError, data: &[u8], path: &Path) {
     );
 }
 
+/// Whether a forward spec parses (the error when not).
+type SpecCheck = fn(&str) -> Result<(), String>;
+
 /// The file name ssh config warnings carry in the `ssh_config` target.
 const SSH_CONFIG_PATH: &str = "/fuzz/ssh_config";
 
@@ -185,7 +204,7 @@ pub fn ssh_config(data: &[u8]) {
     };
     let (alias, text) = text.split_once('\n').unwrap_or((text, ""));
     let imported = parse_ssh_config_import(text, alias);
-    let parsers: [(&[String], fn(&str) -> Result<(), String>); 3] = [
+    let parsers: [(&[String], SpecCheck); 3] = [
         (&imported.local, |s| parse_forward_local(s).map(drop)),
         (&imported.remote, |s| parse_forward_remote(s).map(drop)),
         (&imported.dynamic, |s| parse_forward_dynamic(s).map(drop)),
@@ -404,10 +423,10 @@ impl Handler for Sandboxed {
                 let mut added = self.added.lock().expect("not poisoned");
                 added.push(tunnel.name.clone());
             }
-            Request::Up { name, .. } | Request::Restart { name } => {
-                if self.added.lock().expect("not poisoned").contains(name) {
-                    return Response::error(ErrorKind::BadRequest, "sandbox: not enabled").into();
-                }
+            Request::Up { name, .. } | Request::Restart { name }
+                if self.added.lock().expect("not poisoned").contains(name) =>
+            {
+                return Response::error(ErrorKind::BadRequest, "sandbox: not enabled").into();
             }
             _ => {}
         }
