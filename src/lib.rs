@@ -9,6 +9,9 @@ pub mod control;
 pub mod daemon;
 pub mod doctor;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod invite;
 pub mod logging;
 pub mod net;

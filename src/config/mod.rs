@@ -37,30 +37,29 @@ pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigError> 
 /// Reads and validates the config file. A missing file is an empty config ("no tunnels yet",
 /// SPEC §2), with `source` still set so a later `add` knows where to write.
 pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Config {
-                source: Some(path.to_owned()),
-                ssh_config: env.home_join(".ssh/config").ok(),
-                ..Config::empty()
-            });
-        }
-        Err(e) => {
-            return Err(ConfigError::whole_file(
-                path,
-                format!("cannot read the config file: {e}"),
-            ));
-        }
-    };
-    match String::from_utf8(bytes) {
-        Ok(text) => parse(&text, path, env),
+    match std::fs::read(path) {
+        Ok(bytes) => parse_bytes(&bytes, path, env),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config {
+            source: Some(path.to_owned()),
+            ssh_config: env.home_join(".ssh/config").ok(),
+            ..Config::empty()
+        }),
+        Err(e) => Err(ConfigError::whole_file(
+            path,
+            format!("cannot read the config file: {e}"),
+        )),
+    }
+}
+
+/// [`parse`] for the file's bytes as read, which need not be UTF-8.
+pub fn parse_bytes(bytes: &[u8], path: &Path, env: &Env) -> Result<Config, ConfigError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, path, env),
         Err(e) => {
             // Point at the bad byte: the lossy text keeps every earlier line and column intact.
-            let at = e.utf8_error().valid_up_to();
-            let text = String::from_utf8_lossy(e.as_bytes());
+            let text = String::from_utf8_lossy(bytes);
             let message = "the config file is not valid UTF-8".to_owned();
-            Err(ConfigError::at(path, &text, at, message))
+            Err(ConfigError::at(path, &text, e.valid_up_to(), message))
         }
     }
 }

@@ -3,7 +3,7 @@
 //! [`crate::protocol`].
 
 pub mod client;
-mod frame;
+pub(crate) mod frame;
 pub mod server;
 mod slots;
 pub mod socket;

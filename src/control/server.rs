@@ -212,7 +212,11 @@ async fn converse<H: Handler>(
 }
 
 /// The reply to one line; `None` for a blank line (harmless when typing into `socat`).
-async fn answer<H: Handler>(handler: &H, line: &[u8], deadline: Duration) -> Option<Reply> {
+pub(crate) async fn answer<H: Handler>(
+    handler: &H,
+    line: &[u8],
+    deadline: Duration,
+) -> Option<Reply> {
     if line.trim_ascii().is_empty() {
         return None;
     }
