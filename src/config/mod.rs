@@ -34,10 +34,31 @@ pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigError> 
     validate::validate(&raw, env, Some(path.to_owned())).map_err(|f| f.locate(text, path))
 }
 
+/// The largest config or ssh config file read: far above any real one, and a bound for a path
+/// that names something endless (`/dev/zero`).
+pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
+
+/// Reads a config file: a regular file (not a FIFO that blocks or a device that never ends) of
+/// at most [`MAX_FILE_SIZE`] bytes.
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        let why = format!("larger than {} KiB", MAX_FILE_SIZE / 1024);
+        return Err(Error::new(ErrorKind::InvalidData, why));
+    }
+    Ok(bytes)
+}
+
 /// Reads and validates the config file. A missing file is an empty config ("no tunnels yet",
 /// SPEC §2), with `source` still set so a later `add` knows where to write.
 pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
-    match std::fs::read(path) {
+    match read_file(path) {
         Ok(bytes) => parse_bytes(&bytes, path, env),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config {
             source: Some(path.to_owned()),

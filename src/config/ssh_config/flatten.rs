@@ -169,10 +169,10 @@ impl Flattener<'_> {
                 ));
                 continue;
             }
-            match std::fs::read_to_string(&file) {
-                Ok(text) => {
+            match crate::config::read_file(&file) {
+                Ok(bytes) => {
                     self.stack.push(key);
-                    self.file(&text, &file);
+                    self.file(&String::from_utf8_lossy(&bytes), &file);
                     self.stack.pop();
                 }
                 Err(e) => self.warnings.push(format!(

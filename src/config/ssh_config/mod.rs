@@ -62,8 +62,8 @@ impl SshConfig {
     /// Reads `path` and what it includes; `home` expands `~` and relative `Include`s. A missing
     /// file is no configuration, silently (most people have none); any other problem is a warning.
     pub fn load(path: &Path, home: &Path) -> SshConfig {
-        match std::fs::read_to_string(path) {
-            Ok(text) => SshConfig::from_text(&text, path, home),
+        match crate::config::read_file(path) {
+            Ok(bytes) => SshConfig::from_text(&String::from_utf8_lossy(&bytes), path, home),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => SshConfig::none(),
             Err(e) => SshConfig {
                 parsed: None,

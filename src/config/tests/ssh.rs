@@ -136,3 +136,39 @@ fn ssh_config_warnings_reach_the_config_and_empty_path_disables_it() {
         Some(PathBuf::from("/home/me/.ssh/config"))
     );
 }
+
+/// Regression (found reading the fuzz targets): a path naming something endless must not be
+/// read until memory runs out, nor a FIFO block loading.
+#[test]
+fn endless_or_huge_files_are_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge");
+    std::fs::write(&huge, vec![b'#'; MAX_FILE_SIZE as usize + 1]).unwrap();
+    for (path, why) in [
+        (Path::new("/dev/zero"), "not a regular file"),
+        (huge.as_path(), "larger than 1024 KiB"),
+    ] {
+        let e = load(path, &env()).unwrap_err().to_string();
+        assert!(e.contains(why), "{e}");
+        let text = format!(
+            "[defaults]\nssh_config = {:?}\n[tunnels.t]\nhost = \"h\"\nlocal = [\"9999:localhost:1\"]\n",
+            path.display().to_string()
+        );
+        let config = ok(&text);
+        assert!(
+            config.warnings.iter().any(|w| w.contains(why)),
+            "{:?}",
+            config.warnings
+        );
+        let (config, _dir) = with_ssh(
+            &format!("Include {}\nHost saturn\n  User u\n", path.display()),
+            "",
+            "host = \"saturn\"",
+        );
+        assert!(
+            config.warnings.iter().any(|w| w.contains(why)),
+            "{:?}",
+            config.warnings
+        );
+    }
+}
