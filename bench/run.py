@@ -173,7 +173,6 @@ class Bench:
 
     # ------------------------------------------------------------ recovery
     def recovery(self):
-        r = self.results
         hold = 5 if self.quick else 10
         proxy_port = self.start_server([sys.executable, os.path.join(HERE, "proxy.py"), "--target",
                                         str(self.sshd.port)], "blackhole-proxy")
@@ -181,37 +180,40 @@ class Bench:
         self.sshd.trust(proxy_port)
         tools = (("openssh", AutoSsh(self.sshd, self.workdir)), ("pairtund", self.pairtund))
         base = "autossh -M 0, ServerAlive 1 s x 2, POLL=5"
+
+        def restart():
+            self.sshd.stop()
+            time.sleep(3)  # the outage being simulated
+            self.sshd.start()
+
+        def blackhole():
+            proxy_cmd(proxy, "blackhole")
+            time.sleep(hold)  # the outage being simulated
+            proxy_cmd(proxy, "heal")
+
         for run in range(1 if self.quick else 3):
             for side, tool in tools:
                 # sshd killed with its sessions, down 3 s, restarted
-                entry = free_port()
-                tunnel = Tunnel([("L", entry, self.echo_port)], ssh_port=self.sshd.port,
-                                keepalive=(1, 2), echo_entry=entry)
-                running = tool.start(tunnel).wait_ready(tunnel)
-                try:
-                    self.sshd.stop()
-                    time.sleep(3)  # the outage being simulated
-                    self.sshd.start()
-                    name = "sshd restarted (down 3 s): sshd listening -> forward echoes"
-                    r.metric(name, "s", "lower", base, "<= 1.0x")
-                    r.add(name, side, measure.probe_until_ok(entry, 60))
-                finally:
-                    running.stop()
+                self.recover(side, tool, self.sshd.port, base, restart,
+                             "sshd restarted (down 3 s): sshd listening -> forward echoes")
                 # path blackholed for `hold` s, then healed
-                entry = free_port()
-                tunnel = Tunnel([("L", entry, self.echo_port)], ssh_port=proxy_port,
-                                keepalive=(1, 2), echo_entry=entry)
-                running = tool.start(tunnel).wait_ready(tunnel)
-                try:
-                    proxy_cmd(proxy, "blackhole")
-                    time.sleep(hold)  # the outage being simulated
-                    proxy_cmd(proxy, "heal")
-                    name = f"path blackholed {hold} s, then healed: heal -> forward echoes"
-                    r.metric(name, "s", "lower", base, "<= 1.0x")
-                    r.add(name, side, measure.probe_until_ok(entry, 60))
-                finally:
-                    running.stop()
+                self.recover(side, tool, proxy_port, base, blackhole,
+                             f"path blackholed {hold} s, then healed: heal -> forward echoes")
             log(f"recovery run {run + 1} done")
+
+    def recover(self, side, tool, ssh_port, base, outage, name):
+        """Holds one -L (keepalive 1 s x 2) through `ssh_port` with `tool`, runs `outage()`, and
+        records under `name` how long until the forward echoes again."""
+        entry = free_port()
+        tunnel = Tunnel([("L", entry, self.echo_port)], ssh_port=ssh_port,
+                        keepalive=(1, 2), echo_entry=entry)
+        running = tool.start(tunnel).wait_ready(tunnel)
+        try:
+            outage()
+            self.results.metric(name, "s", "lower", base, "<= 1.0x")
+            self.results.add(name, side, measure.probe_until_ok(entry, 60))
+        finally:
+            running.stop()
 
     # ------------------------------------------------------------ long fat path
     def fatpath(self):
