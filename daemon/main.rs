@@ -15,6 +15,7 @@ use sd_notify::NotifyState;
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_tokio::Signals;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use pairtun::config::{self, Env};
 use pairtun::control::{server, socket};
@@ -82,7 +83,7 @@ async fn run(
     // Dropped with `run`: no wake-ups once the daemon is stopping.
     let wakeups = {
         let daemon = daemon.clone();
-        AbortOnDrop(tokio::spawn(wakeup::watch(Sources::system(), move |why| {
+        AbortOnDropHandle::new(tokio::spawn(wakeup::watch(Sources::system(), move |why| {
             daemon.wakeup(why)
         })))
     };
@@ -150,15 +151,6 @@ async fn run(
                 None => return ExitCode::SUCCESS,
             },
         }
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

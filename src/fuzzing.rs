@@ -34,39 +34,50 @@ pub fn forward_spec(data: &[u8]) {
     let Ok(spec) = std::str::from_utf8(data) else {
         return;
     };
-    let quoted = format!("{spec:?}: ");
-    match parse_forward_local(spec) {
+    check_parser(
+        spec,
+        parse_forward_local,
+        |f| &f.spec,
+        local_spelling,
+        |f| (f.listen, f.target),
+    );
+    check_parser(
+        spec,
+        parse_forward_remote,
+        |f| &f.spec,
+        remote_spelling,
+        |f| (f.listen, f.target),
+    );
+    check_parser(
+        spec,
+        parse_forward_dynamic,
+        |f| &f.spec,
+        |f| listen_spelling(&f.listen),
+        |f| f.listen,
+    );
+}
+
+/// One forward parser's properties on `spec`: a parsed forward keeps the text as `written`,
+/// its canonical `spelling` parses back to the same forward (compared by `key`), and an error
+/// quotes the spec.
+fn check_parser<F, K: PartialEq + std::fmt::Debug>(
+    spec: &str,
+    parse: fn(&str) -> Result<F, String>,
+    written: fn(&F) -> &str,
+    spelling: fn(&F) -> String,
+    key: fn(F) -> K,
+) {
+    match parse(spec) {
         Ok(forward) => {
-            assert_eq!(forward.spec, spec);
-            let again = parse_forward_local(&local_spelling(&forward))
+            assert_eq!(written(&forward), spec);
+            let again = parse(&spelling(&forward))
                 .unwrap_or_else(|e| panic!("{spec:?} parsed, its canonical spelling not: {e}"));
-            assert_eq!(
-                (again.listen, again.target),
-                (forward.listen, forward.target)
-            );
+            assert_eq!(key(again), key(forward));
         }
-        Err(e) => assert!(e.starts_with(&quoted), "error does not quote the spec: {e}"),
-    }
-    match parse_forward_remote(spec) {
-        Ok(forward) => {
-            assert_eq!(forward.spec, spec);
-            let again = parse_forward_remote(&remote_spelling(&forward))
-                .unwrap_or_else(|e| panic!("{spec:?} parsed, its canonical spelling not: {e}"));
-            assert_eq!(
-                (again.listen, again.target),
-                (forward.listen, forward.target)
-            );
-        }
-        Err(e) => assert!(e.starts_with(&quoted), "error does not quote the spec: {e}"),
-    }
-    match parse_forward_dynamic(spec) {
-        Ok(forward) => {
-            assert_eq!(forward.spec, spec);
-            let again = parse_forward_dynamic(&listen_spelling(&forward.listen))
-                .unwrap_or_else(|e| panic!("{spec:?} parsed, its canonical spelling not: {e}"));
-            assert_eq!(again.listen, forward.listen);
-        }
-        Err(e) => assert!(e.starts_with(&quoted), "error does not quote the spec: {e}"),
+        Err(e) => assert!(
+            e.starts_with(&format!("{spec:?}: ")),
+            "error does not quote the spec: {e}"
+        ),
     }
 }
 

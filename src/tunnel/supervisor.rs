@@ -281,9 +281,7 @@ impl Supervisor {
     /// died while the machine slept, or whose address went away, would otherwise hold the
     /// tunnel until keepalives time out.
     async fn answers(&self, live: &Live, why: Wakeup) -> Result<(), TunnelError> {
-        let timing = &self.config.timing;
-        let dead_after = timing.keepalive_interval * (timing.keepalive_count + 1);
-        let within = WAKEUP_PROBE.min(dead_after);
+        let within = WAKEUP_PROBE.min(crate::net::dead_after(&self.config.timing));
         let ping = tokio::time::timeout(within, live.handle.send_ping());
         tokio::select! {
             // Ended meanwhile: the serve loop reports why.

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Barrier;
 
 use crate::binary::Pairtund;
+use crate::control::status_json;
 use crate::harness::{EchoTunnel, Relay, local_spec, start_daemon, wait_up, write_config};
 use crate::support::echo::{EchoServer, roundtrip, roundtrip_async};
 use crate::support::procfs::{descriptors_for, usage};
@@ -118,9 +119,7 @@ async fn a_thousand_concurrent_connections_through_one_forward() {
 
 /// The `session` counter of the daemon's only tunnel, once it is `up`.
 fn session_when_up(daemon: &Pairtund) -> Option<u64> {
-    let out = daemon.ctl(&["status", "--json"]);
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let tunnel = &status["tunnels"][0];
+    let tunnel = status_json(daemon, "soak");
     (tunnel["state"] == "up")
         .then(|| tunnel["session"].as_u64())
         .flatten()
