@@ -21,7 +21,7 @@ pub struct Cli {
     /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
     #[arg(long, global = true, env = "PAIRTUN_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Configuration file, for `doctor` and `invite` (the daemon reads its own)
+    /// Configuration file, for `doctor`, `invite` and `import` (the daemon reads its own)
     #[arg(long, global = true, env = "PAIRTUN_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Print the daemon's replies as JSON (one object per line for streams)
