@@ -16,7 +16,7 @@ use crate::harness::{EchoTunnel, Relay, local_spec, start_daemon, wait_up, write
 use crate::support::echo::{EchoServer, roundtrip, roundtrip_async};
 use crate::support::procfs::{descriptors_for, usage};
 use crate::support::proxy::ChaosProxy;
-use crate::support::sshd::free_port;
+use crate::support::sshd::{free_port, free_ports};
 use crate::support::wait;
 
 fn addr(port: u16) -> std::net::SocketAddr {
@@ -29,7 +29,7 @@ async fn fifty_tunnels_in_one_daemon_all_carry_traffic() {
         return;
     };
     let echo = EchoServer::start();
-    let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+    let ports = free_ports(50);
     let toml: String = ports
         .iter()
         .enumerate()

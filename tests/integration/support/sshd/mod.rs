@@ -222,6 +222,18 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local_addr").port()
 }
 
+/// `n` distinct ports that were free a moment ago: all bound at once, so the kernel cannot hand
+/// out one twice (as separate [`free_port`] calls may), then released.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local_addr").port())
+        .collect()
+}
+
 /// The name of the user running the tests.
 pub fn current_user() -> String {
     let uid = nix::unistd::Uid::effective();
