@@ -33,10 +33,11 @@ pub fn client_config(timing: &Timing, transport: &Transport) -> Arc<client::Conf
     Arc::new(client::Config {
         preferred,
         window_size: transport.window_size,
-        keepalive_interval: Some(timing.keepalive_interval),
-        keepalive_max: timing.keepalive_count as usize,
-        // Backstop: russh does not poll its keepalive timer while parked in a stalled socket
-        // write; keepalive replies reset this, so a healthy idle session is never cut by it.
+        // Off: the tunnel's own keepalive (`tunnel::keepalive`) pings the relay and decides
+        // death; a second timer per interval would only double the idle wake-ups.
+        keepalive_interval: None,
+        // Backstop for a session loop stuck in a socket write that no keepalive answer can
+        // reach; keepalive answers reset it, so a healthy idle session is never cut by it.
         inactivity_timeout: Some(dead_after * 3),
         nodelay: true,
         ..Default::default()

@@ -2,6 +2,7 @@
 //! handle to command it and read its status.
 
 mod dynamic;
+mod keepalive;
 mod local;
 mod peer;
 pub mod pump;

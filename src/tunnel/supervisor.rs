@@ -15,7 +15,7 @@ use super::dynamic;
 use super::local::{self, ListenerContext};
 use super::pump::Counters;
 use super::state::{ForwardKind, ForwardState, ForwardStatus, Published, Reporter, TunnelState};
-use super::{Command, Event, Live, peer, remote};
+use super::{Command, Event, Live, keepalive, peer, remote};
 use crate::backoff::Backoff;
 use crate::config::{Target, TunnelConfig};
 use crate::error::{ErrorClass, TunnelError};
@@ -321,6 +321,11 @@ impl Supervisor {
     /// or a command.
     async fn serve(&mut self, live: Live, deadline: Instant) -> Served {
         let live = Arc::new(live);
+        live.shared.tasks.spawn(keepalive::run(
+            live.clone(),
+            self.reporter.clone(),
+            self.config.timing,
+        ));
         self.reporter
             .set_forwards(ForwardKind::Remote, ForwardState::Pending);
         let offset = self.config.local.len();
@@ -351,10 +356,6 @@ impl Supervisor {
         self.reporter.set_state(TunnelState::Up, 0, None, None);
         self.session_tx.send_replace(Some(live.clone()));
         self.probe_peers(&live);
-        // Keepalive round trips for status; russh's own keepalive still decides death (a reply
-        // to these resets its timer, so a healthy session costs one wake-up per interval).
-        let mut probe = tokio::time::interval(self.config.timing.keepalive_interval);
-        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let served = loop {
             tokio::select! {
                 _ = live.shared.ended.cancelled() => {
@@ -375,15 +376,6 @@ impl Supervisor {
                     }
                     None => break Served::Shutdown,
                 },
-                // On the session's own task: a ping lost on a dying path must not hold up this
-                // loop (commands, wake-up checks) for a whole interval.
-                _ = probe.tick() => {
-                    live.shared.tasks.spawn(measure_rtt(
-                        live.clone(),
-                        self.reporter.clone(),
-                        self.config.timing.keepalive_interval,
-                    ));
-                }
             }
         };
         self.session_tx.send_replace(None);
@@ -433,19 +425,6 @@ impl Supervisor {
             .is_err()
         {
             tracing::warn!(tunnel = %self.config.name, "grace period over; closing live connections");
-        }
-    }
-}
-
-/// Publishes the round trip of one keepalive, if it is answered within `timeout`.
-async fn measure_rtt(live: Arc<Live>, reporter: Reporter, timeout: Duration) {
-    let sent = Instant::now();
-    tokio::select! {
-        _ = live.shared.ended.cancelled() => {}
-        r = tokio::time::timeout(timeout, live.handle.send_ping()) => {
-            if let Ok(Ok(())) = r {
-                reporter.set_rtt(sent.elapsed());
-            }
         }
     }
 }

@@ -1,8 +1,12 @@
 //! Reasons to check every tunnel at once instead of waiting out keepalives and backoff: the
 //! machine woke from sleep (SPEC §4: back "within a few seconds"), or its network changed.
 //!
-//! The sources are seams: [`Sources::system`] reads the real clocks and (on Linux) netlink;
-//! tests drive [`watch`] with a [`Clock`] that jumps and a channel of network events.
+//! Nothing here polls: on Linux a resume is an event (a `timerfd` cancelled by the kernel when
+//! the clock is stepped, which a resume counts as), confirmed by comparing the clocks; network
+//! changes come from netlink. Elsewhere the clocks are compared every [`SUSPEND_CHECK`].
+//!
+//! The sources are seams: [`Sources::system`] reads the real clocks and kernel events; tests
+//! drive [`watch`] with a [`Clock`] that jumps and channels of events.
 
 mod clock;
 #[cfg(target_os = "linux")]
@@ -16,8 +20,9 @@ use tokio::time::Instant;
 
 pub use clock::{Clock, ManualClock, Reading, SuspendDetector, SystemClock};
 
-/// How often the clocks are compared. A wake-up is noticed at most this long after the
-/// machine resumes: monotonic timers do not advance while it sleeps.
+/// Where the kernel cannot announce a resume, how often the clocks are compared. A wake-up is
+/// noticed at most this long after the machine resumes: monotonic timers do not advance while
+/// it sleeps.
 pub const SUSPEND_CHECK: Duration = Duration::from_secs(5);
 
 /// A jump of the sleeping clock against the awake one at least this large is a suspend.
@@ -53,24 +58,77 @@ impl fmt::Display for Wakeup {
 
 /// Where wake-ups come from.
 pub struct Sources {
-    /// Compared every `check_every` to notice a suspend.
+    /// Compared on every clock event to tell a suspend from a step of the wall clock.
     pub clock: Box<dyn Clock>,
-    /// How often to compare the clocks.
-    pub check_every: Duration,
+    /// One message whenever the machine may have slept (the wall clock jumped, or a periodic
+    /// check is due); `None` where there is no such source.
+    pub clock_events: Option<mpsc::Receiver<()>>,
     /// One message per network event; `None` where there is no such source.
     pub network: Option<mpsc::Receiver<()>>,
 }
 
 impl Sources {
-    /// The machine's clocks and, on Linux, its netlink route events. A netlink socket that
-    /// cannot be opened is logged and left out: suspend detection still works.
+    /// The machine's clocks and, on Linux, its clock-step and netlink route events. A source
+    /// that cannot be opened is logged and left out (or, for the clock, replaced by a check
+    /// every [`SUSPEND_CHECK`]).
     pub fn system() -> Sources {
         Sources {
             clock: Box::new(SystemClock),
-            check_every: SUSPEND_CHECK,
+            clock_events: Some(clock_events()),
             network: network_events(),
         }
     }
+}
+
+#[cfg(target_os = "linux")]
+fn clock_events() -> mpsc::Receiver<()> {
+    let timer = match crate::ticker::fd::TimerFd::clock_steps() {
+        Ok(timer) => timer,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch clock steps (timerfd); comparing the clocks every {}s", SUSPEND_CHECK.as_secs());
+            return periodic_checks();
+        }
+    };
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = timer.expired().await {
+                tracing::warn!(error = %e, "timerfd failed; suspend is no longer detected");
+                return;
+            }
+            if !notify(&tx) {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(not(target_os = "linux"))]
+fn clock_events() -> mpsc::Receiver<()> {
+    periodic_checks()
+}
+
+/// A clock event every [`SUSPEND_CHECK`].
+fn periodic_checks() -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut ticker = crate::ticker::Ticker::new(SUSPEND_CHECK);
+        ticker.tick().await; // the first tick is immediate
+        loop {
+            ticker.tick().await;
+            if !notify(&tx) {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Queues one event unless one is already pending (it would add nothing); false once the
+/// receiver is gone.
+fn notify(tx: &mpsc::Sender<()>) -> bool {
+    tx.try_send(()).is_ok() || !tx.is_closed()
 }
 
 #[cfg(target_os = "linux")]
@@ -89,24 +147,34 @@ fn network_events() -> Option<mpsc::Receiver<()>> {
     None
 }
 
-/// Calls `on` for every wake-up, until the network source (if any) closes and forever
-/// otherwise. Cancel by dropping the future.
-pub async fn watch(sources: Sources, on: impl Fn(Wakeup)) {
+/// Calls `on` for every wake-up, forever. The clocks are first read now, not when the future
+/// is first polled. Cancel by dropping the future.
+pub fn watch(sources: Sources, on: impl Fn(Wakeup)) -> impl Future<Output = ()> {
     let Sources {
         clock,
-        check_every,
-        mut network,
+        clock_events,
+        network,
     } = sources;
-    let mut detector = SuspendDetector::new(clock, SUSPEND_THRESHOLD);
-    let mut tick = tokio::time::interval(check_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let detector = SuspendDetector::new(clock, SUSPEND_THRESHOLD);
+    watch_from(detector, clock_events, network, on)
+}
+
+async fn watch_from(
+    mut detector: SuspendDetector,
+    mut clock_events: Option<mpsc::Receiver<()>>,
+    mut network: Option<mpsc::Receiver<()>>,
+    on: impl Fn(Wakeup),
+) {
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                if let Some(slept) = detector.check() {
-                    on(Wakeup::Resumed { slept });
+            event = recv(&mut clock_events) => match event {
+                Some(()) => {
+                    if let Some(slept) = detector.check() {
+                        on(Wakeup::Resumed { slept });
+                    }
                 }
-            }
+                None => clock_events = None,
+            },
             event = recv(&mut network) => match event {
                 Some(()) => {
                     settle(network.as_mut()).await;
@@ -118,9 +186,9 @@ pub async fn watch(sources: Sources, on: impl Fn(Wakeup)) {
     }
 }
 
-/// The next network event; pending forever without a source.
-async fn recv(network: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
-    match network {
+/// The next event of a source; pending forever without one.
+async fn recv(source: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match source {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }

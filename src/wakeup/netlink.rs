@@ -56,8 +56,7 @@ impl RouteEvents {
                         return;
                     }
                 };
-                // A full channel already holds a pending change: this one adds nothing.
-                if changed && tx.try_send(()).is_err() && tx.is_closed() {
+                if changed && !super::notify(&tx) {
                     return;
                 }
             }

@@ -52,30 +52,35 @@ fn the_system_clock_reads_and_reports_no_suspend_between_two_reads() {
     assert_eq!(d.check(), None);
 }
 
-/// Runs `watch` on the manual clock and `network`, collecting what it reports.
+/// Runs `watch` on the manual clock, `clock_events` and `network`, collecting what it reports.
 fn spawn_watch(
     clock: &ManualClock,
+    clock_events: Option<mpsc::Receiver<()>>,
     network: Option<mpsc::Receiver<()>>,
 ) -> (Arc<Mutex<Vec<Wakeup>>>, tokio::task::JoinHandle<()>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let sources = Sources {
         clock: Box::new(clock.clone()),
-        check_every: Duration::from_secs(1),
+        clock_events,
         network,
     };
     let task = tokio::spawn(watch(sources, move |w| sink.lock().unwrap().push(w)));
     (seen, task)
 }
 
-#[tokio::test(start_paused = true)]
-async fn watch_reports_a_suspend_at_the_next_check() {
+#[tokio::test]
+async fn a_clock_event_compares_the_clocks_and_reports_the_sleep() {
     let clock = ManualClock::default();
-    let (seen, task) = spawn_watch(&clock, None);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(seen.lock().unwrap().is_empty());
+    let (events, rx) = mpsc::channel(1);
+    let (seen, task) = spawn_watch(&clock, Some(rx), None);
+    // A resume: the kernel reports it as a clock step; the clocks tell how long it slept.
     clock.suspend(Duration::from_secs(90));
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    events.send(()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(
         *seen.lock().unwrap(),
         vec![Wakeup::Resumed {
@@ -89,7 +94,7 @@ async fn watch_reports_a_suspend_at_the_next_check() {
 async fn a_burst_of_network_events_is_one_change_reported_once_it_settles() {
     let clock = ManualClock::default();
     let (tx, rx) = mpsc::channel(1);
-    let (seen, task) = spawn_watch(&clock, Some(rx));
+    let (seen, task) = spawn_watch(&clock, None, Some(rx));
     for _ in 0..5 {
         tx.send(()).await.unwrap();
         tokio::time::sleep(NETWORK_SETTLE / 2).await;
@@ -104,7 +109,7 @@ async fn a_burst_of_network_events_is_one_change_reported_once_it_settles() {
 async fn a_network_that_never_settles_is_still_reported() {
     let clock = ManualClock::default();
     let (tx, rx) = mpsc::channel(1);
-    let (seen, task) = spawn_watch(&clock, Some(rx));
+    let (seen, task) = spawn_watch(&clock, None, Some(rx));
     let mut sent = 0;
     while seen.lock().unwrap().is_empty() && sent < 100 {
         tx.send(()).await.unwrap();

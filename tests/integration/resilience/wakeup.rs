@@ -32,6 +32,7 @@ fn slow(toml: String) -> String {
 /// The daemon's wake-up sources, driven by the test.
 struct Seam {
     clock: ManualClock,
+    clock_events: mpsc::Sender<()>,
     network: mpsc::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -39,19 +40,27 @@ struct Seam {
 impl Seam {
     fn attach(daemon: &Arc<Daemon>) -> Seam {
         let clock = ManualClock::default();
-        let (network, rx) = mpsc::channel(1);
+        let (clock_events, clock_rx) = mpsc::channel(1);
+        let (network, network_rx) = mpsc::channel(1);
         let sources = Sources {
             clock: Box::new(clock.clone()),
-            check_every: Duration::from_millis(100),
-            network: Some(rx),
+            clock_events: Some(clock_rx),
+            network: Some(network_rx),
         };
         let daemon = daemon.clone();
         let task = tokio::spawn(wakeup::watch(sources, move |why| daemon.wakeup(why)));
         Seam {
             clock,
+            clock_events,
             network,
             task,
         }
+    }
+
+    /// The machine slept this long; the kernel announces the resume as a clock step.
+    async fn sleep_and_resume(&self, slept: Duration) {
+        self.clock.suspend(slept);
+        self.clock_events.send(()).await.unwrap();
     }
 }
 
@@ -85,7 +94,7 @@ async fn a_wake_from_sleep_replaces_a_dead_session_at_once() {
 
     let log = StateLog::record(&daemon, "laptop");
     proxy.strand();
-    seam.clock.suspend(Duration::from_secs(600));
+    seam.sleep_and_resume(Duration::from_secs(600)).await;
     let woke = Instant::now();
     let p = wait_for(
         &daemon,
@@ -205,5 +214,29 @@ async fn netlink_reports_a_link_change() {
     tokio::time::timeout(Duration::from_secs(5), events.recv())
         .await
         .expect("an event within 5 s")
+        .expect("the source is open");
+}
+
+/// The real clock source: a step of the wall clock — what the kernel reports a resume as — is
+/// a clock event. Stepping the clock (here: to the time it already reads) needs CAP_SYS_TIME
+/// and nudges the machine's clock by microseconds, so this runs only when asked:
+/// `PAIRTUN_TEST_STEP_CLOCK=1 cargo test --test integration clock_step`.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_wall_clock_step_is_a_clock_event() {
+    use nix::time::{ClockId, clock_gettime, clock_settime};
+    if std::env::var_os("PAIRTUN_TEST_STEP_CLOCK").is_none() {
+        eprintln!("skipping: set PAIRTUN_TEST_STEP_CLOCK=1 to step the system clock");
+        return;
+    }
+    let mut events = Sources::system()
+        .clock_events
+        .expect("a clock event source");
+    let now = clock_gettime(ClockId::CLOCK_REALTIME).expect("read the wall clock");
+    clock_settime(ClockId::CLOCK_REALTIME, now).expect("step the wall clock (needs CAP_SYS_TIME)");
+    // Within a second: well before the 5 s periodic check a fallback would make.
+    tokio::time::timeout(Duration::from_secs(1), events.recv())
+        .await
+        .expect("an event within 1 s")
         .expect("the source is open");
 }
