@@ -93,20 +93,28 @@ pub(crate) mod fd {
     }
 
     /// A `timerfd` whose expirations (and, if armed so, clock steps) make it readable.
-    pub struct TimerFd(AsyncFd<Raw>);
+    pub struct TimerFd {
+        fd: AsyncFd<Raw>,
+        /// Armed again after each expiry: the clock-step timer.
+        rearm: bool,
+    }
 
     impl TimerFd {
-        fn new(clock: ClockId) -> io::Result<TimerFd> {
+        fn new(clock: ClockId, rearm: bool) -> io::Result<TimerFd> {
             let fd = timerfd::TimerFd::new(clock, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)?;
             // SAFETY: `Raw` owns the timerfd, so its descriptor stays open and the same until the `AsyncFd` drops it.
-            let registered = unsafe { AsyncFd::register_with_interest(Raw(fd), Interest::READABLE) };
-            Ok(TimerFd(registered?))
+            let fd = unsafe { AsyncFd::register_with_interest(Raw(fd), Interest::READABLE) }?;
+            Ok(TimerFd { fd, rearm })
+        }
+
+        fn timer(&self) -> &timerfd::TimerFd {
+            &self.fd.get_ref().0
         }
 
         /// Expires every `period` on the monotonic clock, first a period from now.
         pub fn periodic(period: Duration) -> io::Result<TimerFd> {
-            let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC)?;
-            timer.0.get_ref().0.set(
+            let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, false)?;
+            timer.timer().set(
                 Expiration::Interval(TimeSpec::from_duration(period)),
                 TimerSetTimeFlags::empty(),
             )?;
@@ -118,7 +126,7 @@ pub(crate) mod fd {
         /// through `timerfd_resume`, earlier through `clock_was_set`). It is armed at an
         /// absolute instant centuries away with `TFD_TIMER_CANCEL_ON_SET`.
         pub fn clock_steps() -> io::Result<TimerFd> {
-            let timer = TimerFd::new(ClockId::CLOCK_REALTIME)?;
+            let timer = TimerFd::new(ClockId::CLOCK_REALTIME, true)?;
             timer.arm_far_away()?;
             Ok(timer)
         }
@@ -126,7 +134,7 @@ pub(crate) mod fd {
         fn arm_far_away(&self) -> io::Result<()> {
             // Year 2242: far, and below the kernel's limit (2262).
             const FAR_AWAY: i64 = 1 << 33;
-            self.0.get_ref().0.set(
+            self.timer().set(
                 Expiration::OneShot(TimeSpec::new(FAR_AWAY, 0)),
                 TimerSetTimeFlags::TFD_TIMER_ABSTIME | TimerSetTimeFlags::TFD_TIMER_CANCEL_ON_SET,
             )?;
@@ -137,14 +145,13 @@ pub(crate) mod fd {
         /// stepped; the timer is then armed again).
         pub async fn expired(&self) -> io::Result<()> {
             loop {
-                let mut ready = self.0.readable().await?;
+                let mut ready = self.fd.readable().await?;
                 // nix's `wait` returns Ok for an expiry and for a cancel (ECANCELED), and EAGAIN
                 // (WouldBlock: readiness is cleared) when neither happened.
                 match ready.try_io(|fd| fd.get_ref().0.wait().map_err(io::Error::from)) {
                     Ok(result) => {
                         result?;
-                        if self.0.get_ref().0.get()?.is_none() {
-                            // A cancelled clock-step timer is disarmed.
+                        if self.rearm {
                             self.arm_far_away()?;
                         }
                         return Ok(());
