@@ -78,10 +78,13 @@ impl TunnelToml<'_> {
 fn init_logging() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let filter = std::env::var("PAIRTUN_LOG").unwrap_or_else(|_| "info,russh=warn".to_owned());
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        use tracing_subscriber::prelude::*;
+        let spec = std::env::var("PAIRTUN_LOG")
+            .unwrap_or_else(|_| pairtun::logging::DEFAULT_FILTER.to_owned());
+        let filter = pairtun::logging::filter(&spec).unwrap_or_else(|e| panic!("PAIRTUN_LOG: {e}"));
+        let _ = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .with(filter)
             .try_init();
     });
 }
