@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_bad_filter_is_named() {
-        for bad in ["loud", "russh=shouting"] {
+        for bad in ["russh=shouting", "info,pairtun=verbose"] {
             let e = filter(bad).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
