@@ -188,6 +188,10 @@ pub struct AddArgs {
     /// Do not bring it up when the daemon starts
     #[arg(long)]
     pub no_autostart: bool,
+    /// At each connect, check whether each -L target answers with an SSH banner (pairing:
+    /// status shows "peer: up"); opens one extra connection to each target
+    #[arg(long)]
+    pub probe_peer: bool,
     /// Keep it out of the config file (it lives until the daemon exits)
     #[arg(long)]
     pub temporary: bool,

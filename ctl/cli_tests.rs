@@ -158,7 +158,7 @@ fn add_with_every_flag() {
     let line = "add jane --host saturn --port 2222 --user saturn_user \
         --identity ~/.ssh/id_ed25519 -i /keys/other -L 9999:localhost:1235 \
         --local [::1]:8080:localhost:80 -R 1235:localhost:22 -D 1080 --jump bastion \
-        --no-autostart --temporary";
+        --no-autostart --probe-peer --temporary";
     let args: Vec<&str> = line.split_whitespace().collect();
     let expected = AddArgs {
         name: name("jane"),
@@ -171,6 +171,7 @@ fn add_with_every_flag() {
         dynamic: vec![name("1080")],
         jump: Some(name("bastion")),
         no_autostart: true,
+        probe_peer: true,
         temporary: true,
     };
     assert_eq!(command(&args), Command::Add(expected));

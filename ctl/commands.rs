@@ -141,6 +141,7 @@ pub fn tunnel_spec(args: AddArgs, cwd: Option<&Path>) -> TunnelSpec {
         dynamic: args.dynamic,
         jump: args.jump,
         autostart: !args.no_autostart,
+        probe_peer: args.probe_peer,
     }
 }
 
@@ -206,6 +207,7 @@ mod tests {
         assert_eq!(spec.identity_files, ["/home/me/keys/id", "~/.ssh/id", "/k"]);
         assert_eq!(spec.local, ["9999:localhost:1235"]);
         assert!(spec.autostart && spec.remote.is_empty() && spec.port.is_none());
+        assert!(!spec.probe_peer, "the peer probe is opt-in");
         let args = add(&[
             "jane",
             "--host",
@@ -213,7 +215,9 @@ mod tests {
             "-R",
             "1235:localhost:22",
             "--no-autostart",
+            "--probe-peer",
         ]);
-        assert!(!tunnel_spec(args, None).autostart);
+        let spec = tunnel_spec(args, None);
+        assert!(!spec.autostart && spec.probe_peer);
     }
 }

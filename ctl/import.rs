@@ -88,6 +88,7 @@ fn plan(
         dynamic: imported.dynamic,
         jump: None,
         autostart: !args.no_autostart,
+        probe_peer: false,
     };
     Ok((tunnel, args.temporary, done))
 }

@@ -161,6 +161,8 @@ impl Invitation {
         }
         if !self.local.is_empty() {
             t.push_str(&format!("local = [{}]\n", list(&self.local)));
+            // These `-L` lead to our sshd: let their status say whether it answers.
+            t.push_str("probe_peer = true   # status shows \"peer: up\" when the other side's sshd answers\n");
         }
         let mut flags = String::new();
         if let Some(port) = self.port {
@@ -175,8 +177,13 @@ impl Invitation {
         for spec in &self.local {
             flags.push_str(&format!(" -L {spec}"));
         }
+        let add_flags = if self.local.is_empty() {
+            flags.clone()
+        } else {
+            format!("{flags} --probe-peer")
+        };
         t.push_str(&format!(
-            "\n# Or: pairtunctl add {name} --host {relay}{flags}\n\
+            "\n# Or: pairtunctl add {name} --host {relay}{add_flags}\n\
              # Or with OpenSSH: ssh -N -o ExitOnForwardFailure=yes -o ServerAliveInterval=15{flags} {relay}\n",
             name = self.name,
             relay = self.relay,
@@ -239,8 +246,23 @@ mod tests {
             "pairtunctl add jane --host saturn -p 2222 -J bastion:2200 -R 1235:localhost:22",
             "#   ClientAliveInterval 15\n#   ClientAliveCountMax 2\n",
             "# Not mirrored: -L 8080:intranet:80",
+            "local = [\"1236:localhost:1236\", \"1237:localhost:1237\"]\nprobe_peer = true",
+            "-L 1237:localhost:1237 --probe-peer\n",
         ] {
             assert!(text.contains(needle), "{needle:?} missing in\n{text}");
         }
+    }
+
+    #[test]
+    fn the_side_reaching_our_sshd_probes_it_and_the_text_parses() {
+        let text = invitation(&tunnel("remote = [\"1236:localhost:22\"]\n")).text();
+        let table = text
+            .split("\n\n")
+            .find(|block| block.starts_with("[tunnels.jane]"))
+            .unwrap_or_else(|| panic!("no table in\n{text}"));
+        let partner = tunnel(&table.replace("[tunnels.jane]\nhost = \"saturn\"\n", ""));
+        assert!(partner.probe_peer, "{table}");
+        let no_local = invitation(&tunnel("local = [\"9999:localhost:1235\"]\n")).text();
+        assert!(!no_local.contains("probe_peer"), "{no_local}");
     }
 }

@@ -193,6 +193,9 @@ pub struct TunnelSpec {
     /// Bring it up when the daemon starts (default `true`, as in the config file).
     #[serde(default = "default_autostart")]
     pub autostart: bool,
+    /// `probe_peer` (default `false`, and then left out of the JSON).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe_peer: bool,
 }
 
 fn default_autostart() -> bool {

@@ -56,7 +56,7 @@ pub enum EditError {
 
 /// New text of `source` with `[tunnels.NAME]` appended after a blank line, keys in schema
 /// order; unset, empty and default values are left out (`autostart` is written only when
-/// false). A file that writes `tunnels = { .. }` inline gets the tunnel inside that table
+/// false, `probe_peer` only when true). A file that writes `tunnels = { .. }` inline gets the tunnel inside that table
 /// instead, because TOML forbids extending an inline table with a header.
 pub fn add_tunnel(source: &str, spec: &TunnelSpec) -> Result<String, EditError> {
     let doc = parse_toml(source)?;
@@ -196,6 +196,9 @@ pub(super) fn tunnel_table(spec: &TunnelSpec) -> Table {
     }
     if !spec.autostart {
         t.insert("autostart", toml_edit::value(false));
+    }
+    if spec.probe_peer {
+        t.insert("probe_peer", toml_edit::value(true));
     }
     t
 }

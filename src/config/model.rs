@@ -110,6 +110,12 @@ pub struct TunnelConfig {
     pub identities_only: bool,
     /// Bring the tunnel up when the daemon starts.
     pub autostart: bool,
+    /// `probe_peer`: at each session start, open one channel to every TCP `-L` target, read
+    /// up to 4 bytes and close it, so status can say whether a pairing partner's sshd is there
+    /// (`peer: up / not listening / no ssh banner`). Off by default: for any other target the
+    /// probe is a real connection the server sees (it can occupy a one-client server, and
+    /// it is logged as an incomplete connection on every reconnect).
+    pub probe_peer: bool,
     /// Keepalive, timeout and backoff settings.
     pub timing: Timing,
     /// Connections each `-L` forward runs at once; more are closed as they arrive.

@@ -64,6 +64,7 @@ pub(crate) struct RawTunnel {
     pub dynamic: Vec<SpStr>,
     pub jump: Option<SpStr>,
     pub autostart: Option<bool>,
+    pub probe_peer: Option<bool>,
     pub keepalive_interval: Option<Spanned<DurationText>>,
     pub keepalive_count: Option<Spanned<i64>>,
     pub connect_timeout: Option<Spanned<DurationText>>,

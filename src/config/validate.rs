@@ -142,6 +142,7 @@ fn tunnel(name: &SpStr, body: &Spanned<RawTunnel>, ctx: &Context) -> Result<Buil
         jump,
         identities_only: entry.identities_only.unwrap_or(false),
         autostart: raw.autostart.unwrap_or(true),
+        probe_peer: raw.probe_peer.unwrap_or(false),
         timing: resolved.timing,
         max_connections: resolved.max_connections,
         host_key_policy: resolved.host_key_policy,

@@ -35,6 +35,7 @@ fn spec() -> TunnelSpec {
         dynamic: vec!["1080".into()],
         jump: name("bastion"),
         autostart: false,
+        probe_peer: false,
     }
 }
 
@@ -374,6 +375,7 @@ fn omitted_fields_take_their_defaults() {
         dynamic: vec![],
         jump: None,
         autostart: true,
+        probe_peer: false,
     };
     assert_eq!(
         add,

@@ -394,9 +394,12 @@ impl Supervisor {
         served
     }
 
-    /// Once per session, in the session's scope: does each TCP `-L` target answer with an SSH
-    /// banner (SPEC §3 pairing: "peer: up / not listening")?
+    /// Once per session, in the session's scope, only with `probe_peer = true`: does each TCP
+    /// `-L` target answer with an SSH banner (SPEC §3 pairing: "peer: up / not listening")?
     fn probe_peers(&self, live: &Arc<Live>) {
+        if !self.config.probe_peer {
+            return;
+        }
         for (index, forward) in self.config.local.iter().enumerate() {
             let Target::Tcp(target) = &forward.target else {
                 continue;

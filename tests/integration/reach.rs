@@ -487,7 +487,13 @@ async fn invite_mirrors_the_forward_and_the_peer_probe_sees_the_partner() {
         relay.known_hosts().display().to_string(),
         relay.key.private_path().display().to_string(),
     );
-    let jane = relay.tunnel("jane", vec![local_spec(lport, relay_port)], vec![]);
+    let jane = relay.tunnel_via(
+        "jane",
+        relay.sshd.port(),
+        vec![local_spec(lport, relay_port)],
+        vec![],
+        "probe_peer = true\n",
+    );
     let config = format!("{defaults}{jane}");
     let daemon = start_daemon(relay.dir.path(), &config);
     let peer_is = |want: Peer| move |p: &Published| p.forwards[0].peer == Some(want);
@@ -535,6 +541,7 @@ async fn invite_mirrors_the_forward_and_the_peer_probe_sees_the_partner() {
         dynamic: vec![],
         jump: None,
         autostart: true,
+        probe_peer: false,
     };
     daemon.add(&partner, true).await.expect("partner added");
     wait_up(&daemon, "partner", UP_WITHIN).await;
@@ -543,6 +550,45 @@ async fn invite_mirrors_the_forward_and_the_peer_probe_sees_the_partner() {
         .await
         .expect("restart");
     wait_for(&daemon, "jane", UP_WITHIN, "peer up", peer_is(Peer::Up)).await;
+}
+
+/// Without `probe_peer` a `-L` target sees only the user's connections: after `up` and one
+/// real round trip, the target has accepted exactly that one, and status shows no peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_probe_peer_the_target_sees_only_real_connections() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let (quiet_target, probed_target) = (EchoServer::start(), EchoServer::start());
+    let quiet_port = free_port();
+    let quiet = relay.tunnel("quiet", vec![local_spec(quiet_port, quiet_target.port())], vec![]);
+    // The control: the same daemon and relay, with the key on, so the test shows that a
+    // probe does reach a listener like this one, and how soon after `up` it does.
+    let probed = relay.tunnel_via(
+        "probed",
+        relay.sshd.port(),
+        vec![local_spec(free_port(), probed_target.port())],
+        vec![],
+        "probe_peer = true\n",
+    );
+    let daemon = start_daemon(relay.dir.path(), &format!("{quiet}{probed}"));
+    wait_up(&daemon, "quiet", UP_WITHIN).await;
+    wait_up(&daemon, "probed", UP_WITHIN).await;
+
+    roundtrip_async(loopback(quiet_port), b"only me", UP_WITHIN)
+        .await
+        .expect("round trip through the quiet tunnel");
+    assert_eq!(quiet_target.accepted(), 1, "the round trip's own connection");
+    // Absence needs a moment in which a probe would have arrived: both sessions started
+    // together, so once the control's probe has reached its target, an unwanted probe of the
+    // quiet tunnel would have reached its target as well.
+    wait::until_async("the control tunnel's probe reached its target", UP_WITHIN, || async {
+        probed_target.accepted() >= 1
+    })
+    .await;
+    assert_eq!(quiet_target.accepted(), 1, "no probe connection without probe_peer");
+    let status = daemon.watch(Some("quiet")).expect("tunnel exists").remove(0);
+    assert_eq!(status.borrow().forwards[0].peer, None, "no peer shown without probe_peer");
 }
 
 /// A jump host that cannot reach the target: the tunnel backs off with the jump host's own

@@ -50,6 +50,7 @@ identity_files = ["~/.ssh/id_bob"]
 local = ["8888:localhost:22"]
 remote = ["0:localhost:22"]
 autostart = false
+probe_peer = true
 "#;
 
 fn full() -> String {
@@ -76,6 +77,7 @@ fn spec(name: &str, local: &str) -> TunnelSpec {
         dynamic: vec![],
         jump: None,
         autostart: true,
+        probe_peer: false,
     }
 }
 
@@ -86,6 +88,7 @@ fn full_spec() -> TunnelSpec {
         identity_files: vec!["~/.ssh/id_bob".into()],
         remote: vec!["0:localhost:22".into()],
         autostart: false,
+        probe_peer: true,
         ..spec("bob", "8888:localhost:22")
     }
 }
@@ -116,8 +119,9 @@ fn add_appends_and_keeps_the_rest_byte_identical() {
             bob.port,
             bob.user.as_str(),
             bob.autostart,
+            bob.probe_peer,
         );
-        assert_eq!(got, ("mars", 2200, "bob", false));
+        assert_eq!(got, ("mars", 2200, "bob", false, true));
         assert_eq!(bob.identities.paths(), [home.path().join(".ssh/id_bob")]);
         assert_eq!(bob.local[0].spec, "8888:localhost:22");
         assert_eq!(bob.remote[0].spec, "0:localhost:22");

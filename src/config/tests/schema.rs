@@ -43,6 +43,13 @@ pub(super) const CASES: &[(&str, usize, usize, &str)] = &[
         "unknown key `shutdown_grace` in `tunnels.jane`",
     ),
     (
+        // Per tunnel only, like `autostart`: a default would probe every `-L` target.
+        "[defaults]\nprobe_peer = true\n",
+        2,
+        1,
+        "unknown key `probe_peer` in `defaults`",
+    ),
+    (
         "[defaults]\nbackoff = { initial = \"1s\", maximum = \"9s\" }\n",
         2,
         29,
@@ -96,6 +103,12 @@ pub(super) const CASES: &[(&str, usize, usize, &str)] = &[
         2,
         13,
         "wrong type for `tunnels.t.autostart`: expected a boolean",
+    ),
+    (
+        "[tunnels.t]\nprobe_peer = 1\n",
+        2,
+        14,
+        "wrong type for `tunnels.t.probe_peer`: expected a boolean",
     ),
     (
         "[defaults]\nkeepalive_interval = 15\n",

@@ -20,6 +20,7 @@ fn built_in_defaults() {
     let t = only(&format!("[tunnels.t]\n{MIN}"));
     assert_eq!(t.name.as_str(), "t");
     assert_eq!((t.user.as_str(), t.port, t.autostart), ("me", 22, true));
+    assert!(!t.probe_peer, "the peer probe is opt-in");
     assert_eq!(
         t.identities,
         Identities::Defaults(
@@ -67,6 +68,7 @@ remote = ["0:localhost:22"]
 dynamic = []
 jump = ""
 autostart = false
+probe_peer = true
 keepalive_interval = "250ms"
 keepalive_count = 100
 connect_timeout = "1m30s"
@@ -94,6 +96,7 @@ window_size = 16777216
         ])
     );
     assert_eq!((t.local.len(), t.remote.len(), t.autostart), (2, 1, false));
+    assert!(t.probe_peer);
     assert_eq!(t.timing.keepalive_interval, Duration::from_millis(250));
     assert_eq!(t.timing.keepalive_count, 100);
     assert_eq!(t.timing.connect_timeout, secs(90));
