@@ -1,6 +1,7 @@
 //! The peer probe: one channel to a `-L` forward's target, through the tunnel, reading the
 //! first bytes. In pairing the target is the partner's `-R` port on the relay, leading to their
-//! sshd, whose banner (`SSH-2.0-…`) says the partner is there.
+//! sshd, whose banner (`SSH-2.0-…`) says the partner is there. Made only for tunnels with
+//! `probe_peer = true`: for any other target it is an unasked-for connection.
 
 use std::time::Duration;
 

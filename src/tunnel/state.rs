@@ -86,7 +86,7 @@ pub struct ForwardStatus {
     /// Why it is not established, when it is not.
     pub error: Option<String>,
     /// `-L` only: whether the far end answered with an SSH banner when probed at the start
-    /// of the session (absent: not probed, e.g. no session).
+    /// of the session (absent: not probed — `probe_peer` is off, or there is no session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<Peer>,
 }

@@ -561,34 +561,53 @@ async fn without_probe_peer_the_target_sees_only_real_connections() {
     };
     let (quiet_target, probed_target) = (EchoServer::start(), EchoServer::start());
     let quiet_port = free_port();
-    let quiet = relay.tunnel("quiet", vec![local_spec(quiet_port, quiet_target.port())], vec![]);
-    // The control: the same daemon and relay, with the key on, so the test shows that a
-    // probe does reach a listener like this one, and how soon after `up` it does.
+    let quiet = relay.tunnel(
+        "quiet",
+        vec![local_spec(quiet_port, quiet_target.port())],
+        vec![],
+    );
+    // The control: the same relay with the key on, brought up only later (see below).
     let probed = relay.tunnel_via(
         "probed",
         relay.sshd.port(),
         vec![local_spec(free_port(), probed_target.port())],
         vec![],
-        "probe_peer = true\n",
+        "probe_peer = true\nautostart = false\n",
     );
     let daemon = start_daemon(relay.dir.path(), &format!("{quiet}{probed}"));
     wait_up(&daemon, "quiet", UP_WITHIN).await;
-    wait_up(&daemon, "probed", UP_WITHIN).await;
-
     roundtrip_async(loopback(quiet_port), b"only me", UP_WITHIN)
         .await
         .expect("round trip through the quiet tunnel");
-    assert_eq!(quiet_target.accepted(), 1, "the round trip's own connection");
-    // Absence needs a moment in which a probe would have arrived: both sessions started
-    // together, so once the control's probe has reached its target, an unwanted probe of the
-    // quiet tunnel would have reached its target as well.
-    wait::until_async("the control tunnel's probe reached its target", UP_WITHIN, || async {
-        probed_target.accepted() >= 1
-    })
+    assert_eq!(
+        quiet_target.accepted(),
+        1,
+        "the round trip's own connection"
+    );
+
+    // Absence needs a moment in which a probe would have arrived. A probe starts at `up`; the
+    // control starts only now, so by the time its probe reaches its target, a whole session
+    // set-up plus a probe has passed since "quiet" was up: any probe of "quiet" would be there.
+    daemon
+        .command("probed", Command::Up)
+        .await
+        .expect("up probed");
+    wait::until_async(
+        "the control tunnel's probe reached its target",
+        UP_WITHIN,
+        || async { probed_target.accepted() >= 1 },
+    )
     .await;
-    assert_eq!(quiet_target.accepted(), 1, "no probe connection without probe_peer");
-    let status = daemon.watch(Some("quiet")).expect("tunnel exists").remove(0);
-    assert_eq!(status.borrow().forwards[0].peer, None, "no peer shown without probe_peer");
+    assert_eq!(quiet_target.accepted(), 1, "a probe without probe_peer");
+    let status = daemon
+        .watch(Some("quiet"))
+        .expect("tunnel exists")
+        .remove(0);
+    assert_eq!(
+        status.borrow().forwards[0].peer,
+        None,
+        "a peer without probe_peer"
+    );
 }
 
 /// A jump host that cannot reach the target: the tunnel backs off with the jump host's own
