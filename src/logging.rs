@@ -52,9 +52,8 @@ pub fn init() {
 /// A log filter: comma-separated `LEVEL` (the default) and `TARGET=LEVEL` directives, e.g.
 /// `debug,russh=info`.
 pub fn filter(spec: &str) -> Result<Targets, String> {
-    spec.parse::<Targets>().map_err(|e| {
-        format!("log filter {spec:?} is not LEVEL or TARGET=LEVEL[,...] ({e})")
-    })
+    spec.parse::<Targets>()
+        .map_err(|e| format!("log filter {spec:?} is not LEVEL or TARGET=LEVEL[,...] ({e})"))
 }
 
 fn default_filter() -> Targets {

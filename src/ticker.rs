@@ -101,7 +101,8 @@ pub(crate) mod fd {
 
     impl TimerFd {
         fn new(clock: ClockId, rearm: bool) -> io::Result<TimerFd> {
-            let fd = timerfd::TimerFd::new(clock, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)?;
+            let fd =
+                timerfd::TimerFd::new(clock, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)?;
             // SAFETY: `Raw` owns the timerfd, so its descriptor stays open and the same until the `AsyncFd` drops it.
             let fd = unsafe { AsyncFd::register_with_interest(Raw(fd), Interest::READABLE) }?;
             Ok(TimerFd { fd, rearm })
