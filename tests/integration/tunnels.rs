@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 
 use pairtun::error::ErrorClass;
 use pairtun::tunnel::{Command, ForwardState, TunnelState};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::harness::{EchoTunnel, Relay, TunnelToml, local_spec, start_daemon, wait_for, wait_up};
-use crate::support::echo::{EchoServer, roundtrip, transfer_and_verify};
+use crate::support::echo::{EchoServer, SinkServer, roundtrip, transfer_and_verify};
 use crate::support::keys::{KeyKind, KeyPair};
 use crate::support::proxy::ChaosProxy;
-use crate::support::sshd::{Sshd, SshdOptions, free_port};
+use crate::support::sshd::{Sshd, SshdOptions, free_port, free_ports};
+use crate::support::wait::until_async;
 
 const UP_WITHIN: Duration = Duration::from_secs(20);
 const BULK: usize = 64 * 1024 * 1024;
@@ -120,24 +122,53 @@ async fn sshd_restart_brings_the_tunnel_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blackholed_path_is_declared_dead_within_keepalive_budget_and_heals() {
+    blackhole_is_detected_and_healed(false).await;
+}
+
+/// The same with a bulk upload running when the path goes silent: pairtund's socket buffers
+/// fill and russh's session loop parks in a write, which its own keepalive timer would not
+/// notice; the tunnel's keepalive still must (SPEC §4: "also while data is flowing").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blackholed_path_is_declared_dead_also_while_data_flows() {
+    blackhole_is_detected_and_healed(true).await;
+}
+
+/// Blackholes the path of a tunnel with keepalive 1 s × 2 (with `busy`, while a client uploads
+/// through it), checks that it is declared dead within the keepalive budget, and that it comes
+/// back and carries traffic after the path heals.
+async fn blackhole_is_detected_and_healed(busy: bool) {
     let Some(relay) = Relay::start(&[]) else {
         return;
     };
     let proxy = ChaosProxy::start(relay.sshd.addr());
     let echo = EchoServer::start();
-    let port = free_port();
+    let sink = SinkServer::start();
+    let ports = free_ports(2);
     let kh = relay.known_hosts();
     std::fs::write(&kh, relay.sshd.known_hosts_line_at(proxy.port()) + "\n").unwrap();
     let toml = relay.tunnel_via(
         "bh",
         proxy.port(),
-        vec![local_spec(port, echo.port())],
+        vec![
+            local_spec(ports[0], echo.port()),
+            local_spec(ports[1], sink.port()),
+        ],
         vec![],
         "",
     );
     let daemon = start_daemon(relay.dir.path(), &toml);
     wait_up(&daemon, "bh", UP_WITHIN).await;
 
+    let _upload = if busy {
+        let upload = AbortOnDropHandle::new(tokio::spawn(upload_until_stuck(ports[1])));
+        until_async("upload flowing", Duration::from_secs(10), || async {
+            sink.bytes_received() > 4 << 20
+        })
+        .await;
+        Some(upload)
+    } else {
+        None
+    };
     proxy.blackhole();
     let cut = Instant::now();
     // keepalive 1 s × 2: dead after (2 + 1) × 1 s; allow scheduling slack.
@@ -164,9 +195,19 @@ async fn blackholed_path_is_declared_dead_within_keepalive_budget_and_heals() {
         p.state == TunnelState::Up && p.session >= 2
     })
     .await;
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
     roundtrip(addr, b"healed", Duration::from_secs(5)).expect("traffic after heal");
     daemon.shutdown().await;
+}
+
+/// Writes into `port` as fast as it is taken, until a write fails (the test aborts it sooner).
+async fn upload_until_stuck(port: u16) {
+    use tokio::io::AsyncWriteExt;
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return;
+    };
+    let chunk = vec![0x5a_u8; 64 * 1024];
+    while stream.write_all(&chunk).await.is_ok() {}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
