@@ -61,7 +61,8 @@ impl Ticker {
     }
 
     /// Whether the ticks come from the kernel's timer (one wake-up each).
-    pub fn is_precise(&self) -> bool {
+    #[cfg(test)]
+    fn is_precise(&self) -> bool {
         #[cfg(target_os = "linux")]
         return self.fd.is_some();
         #[allow(unreachable_code)]

@@ -56,8 +56,9 @@ pub enum EditError {
 
 /// New text of `source` with `[tunnels.NAME]` appended after a blank line, keys in schema
 /// order; unset, empty and default values are left out (`autostart` is written only when
-/// false, `probe_peer` only when true). A file that writes `tunnels = { .. }` inline gets the tunnel inside that table
-/// instead, because TOML forbids extending an inline table with a header.
+/// false, `probe_peer` only when true). A file that writes `tunnels = { .. }` inline gets the
+/// tunnel inside that table instead, because TOML forbids extending an inline table with a
+/// header.
 pub fn add_tunnel(source: &str, spec: &TunnelSpec) -> Result<String, EditError> {
     let doc = parse_toml(source)?;
     if let Some(tunnels) = doc.get("tunnels") {
