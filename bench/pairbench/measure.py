@@ -12,6 +12,12 @@ from .procs import LOOPBACK, echo_once, percentile
 def iperf3(entry, seconds, download):
     """Bulk TCP throughput in Gbit/s through `entry` (one stream); `download` = iperf3 -R, the
     server sends toward the client."""
+    run = iperf3_run(entry, seconds, download)
+    return run["gbps"] if run else None
+
+
+def iperf3_run(entry, seconds, download):
+    """One iperf3 test: {"gbps", "bytes"} received, or None when it failed."""
     argv = ["iperf3", "-c", LOOPBACK, "-p", str(entry), "-t", str(seconds), "-J",
             "--connect-timeout", "5000"] + (["-R"] if download else [])
     # The server may still be draining the previous test's tail out of a big window: retry.
@@ -25,7 +31,8 @@ def iperf3(entry, seconds, download):
             break
         time.sleep(0.5)
     try:
-        return result["end"]["sum_received"]["bits_per_second"] / 1e9
+        received = result["end"]["sum_received"]
+        return {"gbps": received["bits_per_second"] / 1e9, "bytes": received["bytes"]}
     except KeyError:
         return None
 

@@ -67,6 +67,10 @@ LogLevel ERROR
             self.proc.stop()
             self.proc = None
 
+    def session_pids(self):
+        """The processes serving the current sessions (the listener's descendants)."""
+        return [p for p in tree(self.proc.pid) if p != self.proc.pid] if self.proc else []
+
     def ssh_opts(self, port=None):
         """OpenSSH client options that log in with the client key and trust only this sshd."""
         return ["-F", "/dev/null", "-i", self.client_key, "-o", "IdentitiesOnly=yes",
