@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -131,9 +132,18 @@ where
                 Err(_) => Vec::with_capacity(BUF),
             };
             // `read_buf` fills the spare capacity: no zeroing of a buffer about to be overwritten.
-            let n = rd.read_buf(&mut buf).await?;
+            let mut n = rd.read_buf(&mut buf).await?;
             if n == 0 {
                 return Ok(());
+            }
+            // Packets already queued join this buffer: one write (and one wake-up of the local
+            // peer) instead of one per packet. EOF and errors end the filling; the next read
+            // reports them.
+            while buf.len() < buf.capacity() {
+                match rd.read_buf(&mut buf).now_or_never() {
+                    Some(Ok(more)) if more > 0 => n += more,
+                    _ => break,
+                }
             }
             let held = tokio::time::timeout(FULL_WAIT, budget.acquire_many(n as u32));
             match held.await {
@@ -169,7 +179,74 @@ fn stalled(why: &str) -> std::io::Error {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
     use super::*;
+
+    /// Hands out queued packets one per read, like a russh channel; pending once drained.
+    struct Packets(VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Packets {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            match self.0.pop_front() {
+                Some(packet) => {
+                    buf.put_slice(&packet);
+                    Poll::Ready(Ok(()))
+                }
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    /// Records the size of every write.
+    #[derive(Default)]
+    struct Writes(Vec<usize>);
+
+    impl AsyncWrite for Writes {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.0.push(buf.len());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn packets_already_queued_go_out_in_one_write() {
+        let packet = vec![1u8; 32 * 1024];
+        let mut channel = Packets(VecDeque::from([packet.clone(), packet.clone(), packet]));
+        let mut local = Writes::default();
+        let counter = AtomicU64::new(0);
+        let copying = copy_buffered(&mut channel, &mut local, &counter);
+        // The channel never ends: stop once the three packets are counted.
+        let delivered = async {
+            while counter.load(Ordering::Relaxed) < 3 * 32 * 1024 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::select! {
+            result = copying => panic!("the copy ended early: {result:?}"),
+            done = tokio::time::timeout(Duration::from_secs(10), delivered) => {
+                done.expect("three packets delivered within 10 s");
+            }
+        }
+        // A 64 KiB buffer takes two packets at once; the third follows in its own write.
+        assert_eq!(local.0, [64 * 1024, 32 * 1024]);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_local_peer_that_stops_reading_is_cut() {
