@@ -222,8 +222,16 @@ class Bench:
         running = tool.start(tunnel).wait_ready(tunnel)
         try:
             outage()
+            # pairtund's target is "within ~1 s plus the pending backoff step" (SPEC): read the
+            # step still pending as the relay returns, and report the time net of it too.
+            pending = measure.pending_backoff(running.control) if running.control else None
+            took = measure.probe_until_ok(entry, 60)
             self.results.metric(name, "s", "lower", base, "<= 1.0x")
-            self.results.add(name, side, measure.probe_until_ok(entry, 60))
+            self.results.add(name, side, took)
+            if side == "pairtund":
+                net = f"{name}, net of pairtund's pending backoff step"
+                self.results.metric(net, "s", "lower", "(pairtund only; target: about 1 s)")
+                self.results.add(net, side, None if took is None or pending is None else max(0.0, took - pending))
         finally:
             running.stop()
 

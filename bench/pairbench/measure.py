@@ -113,6 +113,23 @@ def concurrency(entry, conns, rounds=10, size=1024, timeout=60.0):
     return time.perf_counter() - t0, failures
 
 
+def pending_backoff(control, timeout=5.0):
+    """Seconds pairtund still waits before its next connection attempt (0 when it is not
+    backing off), asked over its control socket (`{"op":"status"}`); None when unanswered."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(control)
+            f = s.makefile("rwb")
+            f.readline()  # the daemon's greeting
+            f.write(b'{"op":"status"}\n')
+            f.flush()
+            tunnels = json.loads(f.readline())["tunnels"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return max((t.get("retry_in_ms") or 0) / 1000 for t in tunnels) if tunnels else None
+
+
 def probe_until_ok(entry, timeout, interval=0.05):
     """Seconds until a fresh connection through `entry` echoes, probing every `interval`;
     None when it never did within `timeout`."""

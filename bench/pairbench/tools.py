@@ -18,9 +18,10 @@ class Tunnel:
 
 
 class Running:
-    def __init__(self, name, procs):
+    def __init__(self, name, procs, control=None):
         self.name = name
         self.procs = procs
+        self.control = control  # pairtund's control socket
 
     def pids(self):
         return [p for proc in self.procs for p in tree(proc.pid)]
@@ -113,6 +114,7 @@ class Pairtund:
         config = os.path.join(d, "config.toml")
         with open(config, "w") as f:
             f.write(self.config(tunnel))
-        argv = [self.binary, "--config", config, "--socket", os.path.join(d, "pairtund.sock")]
+        control = os.path.join(d, "pairtund.sock")
+        argv = [self.binary, "--config", config, "--socket", control]
         env = {"PAIRTUN_LOG": "warn", "NOTIFY_SOCKET": ""}
-        return Running(self.name, [Proc(argv, os.path.join(d, "pairtund.log"), env=env)])
+        return Running(self.name, [Proc(argv, os.path.join(d, "pairtund.log"), env=env)], control)
