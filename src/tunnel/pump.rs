@@ -242,6 +242,26 @@ mod tests {
         }
     }
 
+    /// Drives `copying` until `counter` reaches `total`: the mock source never ends, so the
+    /// copy itself must not.
+    async fn run_until_counted(
+        copying: impl Future<Output = std::io::Result<()>>,
+        counter: &AtomicU64,
+        total: usize,
+    ) {
+        let delivered = async {
+            while counter.load(Ordering::Relaxed) < total as u64 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::select! {
+            result = copying => panic!("the copy ended early: {result:?}"),
+            done = tokio::time::timeout(Duration::from_secs(10), delivered) => {
+                done.expect("every byte delivered within 10 s");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_connection_starts_small_and_queued_packets_go_out_in_one_write() {
         let packet = vec![1u8; 32 * 1024];
@@ -249,18 +269,7 @@ mod tests {
         let mut local = Writes::default();
         let counter = AtomicU64::new(0);
         let copying = copy_buffered(&mut channel, &mut local, &counter);
-        // The channel never ends: stop once the three packets are counted.
-        let delivered = async {
-            while counter.load(Ordering::Relaxed) < 3 * 32 * 1024 {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::select! {
-            result = copying => panic!("the copy ended early: {result:?}"),
-            done = tokio::time::timeout(Duration::from_secs(10), delivered) => {
-                done.expect("three packets delivered within 10 s");
-            }
-        }
+        run_until_counted(copying, &counter, 3 * 32 * 1024).await;
         // The first read fills the small first buffer, which switches the connection to 64 KiB
         // buffers; the next takes the rest of packet 1, packet 2 and the start of packet 3 in one
         // write (one write per packet would be 8, 24, 32, 32 KiB).
@@ -274,17 +283,7 @@ mod tests {
         let mut channel = Writes::default();
         let counter = AtomicU64::new(0);
         let copying = copy_counted(&mut local, &mut channel, &counter);
-        let delivered = async {
-            while counter.load(Ordering::Relaxed) < 2 * 32 * 1024 {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::select! {
-            result = copying => panic!("the copy ended early: {result:?}"),
-            done = tokio::time::timeout(Duration::from_secs(10), delivered) => {
-                done.expect("two packets delivered within 10 s");
-            }
-        }
+        run_until_counted(copying, &counter, 2 * 32 * 1024).await;
         // 8 KiB first; after that whole packets (8 KiB reads throughout would be 8 writes).
         assert_eq!(channel.0, [8 * 1024, 24 * 1024, 32 * 1024]);
     }
