@@ -142,8 +142,7 @@ where
                 _ => Vec::with_capacity(size),
             };
             // `read_buf` fills the spare capacity: no zeroing of a buffer about to be overwritten.
-            let mut n = rd.read_buf(&mut buf).await?;
-            if n == 0 {
+            if rd.read_buf(&mut buf).await? == 0 {
                 return Ok(());
             }
             // Packets already queued join this buffer: one write (and one wake-up of the local
@@ -151,14 +150,14 @@ where
             // reports them.
             while buf.len() < buf.capacity() {
                 match rd.read_buf(&mut buf).now_or_never() {
-                    Some(Ok(more)) if more > 0 => n += more,
+                    Some(Ok(more)) if more > 0 => {}
                     _ => break,
                 }
             }
             if buf.len() == buf.capacity() {
                 size = BUF; // a full buffer: bulk data, take it in large pieces
             }
-            let held = tokio::time::timeout(FULL_WAIT, budget.acquire_many(n as u32));
+            let held = tokio::time::timeout(FULL_WAIT, budget.acquire_many(buf.len() as u32));
             match held.await {
                 Ok(Ok(permit)) => permit.forget(),
                 _ => return Err(stalled("local peer is 64 MiB behind")),
