@@ -20,9 +20,9 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pairbench import measure  # noqa: E402
-from pairbench.procs import Proc, free_port, until  # noqa: E402
+from pairbench.procs import free_port, start_server, until  # noqa: E402
 from pairbench.sshd import Sshd  # noqa: E402
-from pairbench.tools import Pairtund, Tunnel  # noqa: E402
+from pairbench.tools import Pairtund, Tunnel, builds  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WARM_UP = 20  # measure.pingpong's own warm-up round trips, counted too
@@ -67,22 +67,16 @@ def main():
     ap.add_argument("--size", type=int, default=1, help="bytes per message")
     ap.add_argument("--count", type=int, default=500, help="round trips counted")
     args = ap.parse_args()
-    builds = []
-    for spec in args.builds:
-        name, _, path = spec.partition("=")
-        if not path or not os.access(path, os.X_OK):
-            sys.exit(f"{spec}: expected NAME=PATH to an executable pairtund")
-        builds.append((name, os.path.abspath(path)))
+    measured = builds(args.builds)
 
     workdir = tempfile.mkdtemp(prefix="callgrind-rtt-")
     sshd = Sshd(workdir)
     echo = None
     try:
         sshd.start()
-        echo = Proc([sys.executable, os.path.join(HERE, "echo.py")], os.path.join(workdir, "echo.log"),
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        echo_port = int(echo.p.stdout.readline())
-        for name, path in builds:
+        echo, echo_port = start_server([sys.executable, os.path.join(HERE, "echo.py")],
+                                       os.path.join(workdir, "echo.log"))
+        for name, path in measured:
             ir = instructions_per_round_trip(path, args.kind, args.size, args.count, workdir, sshd, echo_port)
             shown = f"{ir:,.0f}" if ir is not None else "no dump"
             print(f"{name:>10}: {shown} instructions per {args.size}-byte round trip through -{args.kind}",

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pairbench.procs import LOOPBACK, Proc, cpu_seconds, ctx_switches, free_port, listening, until  # noqa: E402
 from pairbench.sshd import Sshd  # noqa: E402
-from pairbench.tools import OpenSsh, Pairtund, Tunnel  # noqa: E402
+from pairbench.tools import OpenSsh, Pairtund, Tunnel, builds  # noqa: E402
 
 CASES = ("L-download", "L-upload", "R-download", "R-upload")
 FIELDS = (("gbps", "Gbit/s"), ("client", "client CPU s/GiB"), ("relay", "sshd CPU s/GiB"),
@@ -65,13 +65,7 @@ def main():
     ap.add_argument("--window", type=int, default=0, help="pairtund window_size (0: its default)")
     args = ap.parse_args()
 
-    specs = []
-    for spec in args.tools:
-        name, _, path = spec.partition("=")
-        if spec != "ssh" and (not path or not os.access(path, os.X_OK)):
-            sys.exit(f"{spec}: expected `ssh` or NAME=PATH to an executable pairtund")
-        specs.append((name, os.path.abspath(path) if path else None))
-
+    specs = builds(args.tools, ssh_allowed=True)
     workdir = tempfile.mkdtemp(prefix="cpu-per-gib-")
     sshd = Sshd(workdir)
     tools = [(name, OpenSsh(sshd, workdir) if path is None else Pairtund(sshd, workdir, path, name))

@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pairbench import measure  # noqa: E402
-from pairbench.procs import Proc, ctx_switches, cpu_seconds, echo_once, free_port, free_ports, listening, mem_kib, until  # noqa: E402
+from pairbench.procs import Proc, ctx_switches, start_server, cpu_seconds, echo_once, free_port, free_ports, listening, mem_kib, until  # noqa: E402
 from pairbench.report import Results, markdown  # noqa: E402
 from pairbench.sshd import Sshd  # noqa: E402
 from pairbench.tools import AutoSsh, OpenSsh, Pairtund, Tunnel  # noqa: E402
@@ -62,10 +62,9 @@ class Bench:
 
     def start_server(self, argv, name):
         """Starts a server that binds port 0 and prints it; returns the port."""
-        proc = Proc(argv, os.path.join(self.workdir, f"{name}.log"),
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        proc, port = start_server(argv, os.path.join(self.workdir, f"{name}.log"))
         self.servers.append(proc)
-        return int(proc.p.stdout.readline())
+        return port
 
     def close(self):
         for proc in self.servers:

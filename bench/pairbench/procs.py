@@ -108,6 +108,13 @@ class Proc:
         self.stop()
 
 
+def start_server(argv, log):
+    """Starts a server that binds port 0 and prints it (bench/echo.py, bench/proxy.py); returns
+    (its Proc, the port)."""
+    proc = Proc(argv, log, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    return proc, int(proc.p.stdout.readline())
+
+
 def listening(port):
     """True when something listens on TCP `port` (any address), read from /proc."""
     suffix = ":%04X" % port

@@ -2,9 +2,25 @@
 process holding `tunnel.forwards` (forwards are (kind, entry_port, target_port), kind "L" or
 "R"; every address is 127.0.0.1)."""
 import os
+import sys
 from dataclasses import dataclass
 
 from .procs import Proc, echo_once, listening, tree, until
+
+
+def builds(specs, ssh_allowed=False):
+    """Command-line `NAME=PATH` pairtund builds (and, when allowed, `ssh`) as (name, absolute
+    path or None for ssh); exits naming a spec that is neither."""
+    out = []
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if ssh_allowed and spec == "ssh":
+            out.append((name, None))
+        elif path and os.access(path, os.X_OK):
+            out.append((name, os.path.abspath(path)))
+        else:
+            sys.exit(f"{spec}: expected {'`ssh` or ' if ssh_allowed else ''}NAME=PATH to an executable pairtund")
+    return out
 
 
 @dataclass
