@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::{cipher, client};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::time::Instant;
 
 use super::auth;
@@ -77,6 +77,19 @@ pub struct Connected {
     pub jumps: Vec<Handle>,
 }
 
+/// What one read from the relay's socket asks for beyond the bytes russh wants. russh reads
+/// each packet exactly: its first block, then the rest, then a read that finds the socket
+/// empty (three `recvfrom` per keystroke-sized packet, one failing). Reading ahead this much
+/// takes such a packet whole in one `recvfrom`, and a short read tells tokio the socket is
+/// drained. Bulk packets (32 KiB) still go straight into russh's buffer: only a read smaller
+/// than this is buffered, so at most this much of each packet is copied once more.
+const READ_AHEAD: usize = 2048;
+
+/// The relay's socket as russh should read it: see [`READ_AHEAD`].
+fn reading_ahead<S: AsyncRead>(socket: S) -> BufReader<S> {
+    BufReader::with_capacity(READ_AHEAD, socket)
+}
+
 /// A byte stream an SSH session can run over: a TCP socket, or a channel through a jump host.
 trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
@@ -119,7 +132,7 @@ async fn connect_chain(
         .collect();
     let first = &hops[0];
     let tcp = net::dial_relay(&first.host, first.port, &first.timing, deadline).await?;
-    let mut stream: Box<dyn ByteStream> = Box::new(tcp);
+    let mut stream: Box<dyn ByteStream> = Box::new(reading_ahead(tcp));
     for (hop, next) in hops.iter().zip(&hops[1..]) {
         let jump_shared = SessionShared::new(shared.counters.clone());
         let jump = handshake(hop, stream, jump_shared.clone(), deadline)
@@ -268,6 +281,71 @@ mod tests {
                 jitter: 0.0,
             },
         }
+    }
+
+    /// Serves `data` in reads as large as asked, recording what each read asked for.
+    struct Reads {
+        data: Vec<u8>,
+        at: usize,
+        asked: Vec<usize>,
+    }
+
+    impl Reads {
+        fn new(len: usize) -> Self {
+            let data = (0..len).map(|i| i as u8).collect();
+            Reads {
+                data,
+                at: 0,
+                asked: Vec::new(),
+            }
+        }
+    }
+
+    impl AsyncRead for Reads {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let me = &mut *self;
+            me.asked.push(buf.remaining());
+            let n = buf.remaining().min(me.data.len() - me.at);
+            buf.put_slice(&me.data[me.at..me.at + n]);
+            me.at += n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Reads one SSH packet of `len` bytes as russh does: its first 16-byte block, then the
+    /// rest, exactly. Returns the reads that reached the socket.
+    async fn russh_reads_a_packet(len: usize) -> Vec<usize> {
+        use tokio::io::AsyncReadExt;
+        let mut socket = reading_ahead(Reads::new(len));
+        let mut packet = vec![0; len];
+        socket.read_exact(&mut packet[..16]).await.unwrap();
+        socket.read_exact(&mut packet[16..]).await.unwrap();
+        assert_eq!(
+            packet,
+            Reads::new(len).data,
+            "bytes arrive intact and in order"
+        );
+        socket.into_inner().asked
+    }
+
+    #[tokio::test]
+    async fn a_keystroke_sized_packet_is_taken_in_one_read() {
+        assert_eq!(russh_reads_a_packet(64).await, [READ_AHEAD]);
+    }
+
+    #[tokio::test]
+    async fn a_bulk_packet_goes_to_russh_with_one_buffered_read_before_it() {
+        // The first block's read takes READ_AHEAD bytes; the rest of the packet is read
+        // straight into russh's buffer (asked for whole), not through ours.
+        let len = 32 * 1024 + 64;
+        assert_eq!(
+            russh_reads_a_packet(len).await,
+            [READ_AHEAD, len - READ_AHEAD]
+        );
     }
 
     #[test]
