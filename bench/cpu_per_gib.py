@@ -15,16 +15,15 @@ Cases: `L-download` (iperf3 server -> sshd -> client: the client decrypts), `L-u
 decrypts), `R-download`. Tools: `ssh` (OpenSSH) or `NAME=PATH` of a pairtund binary.
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from pairbench import measure  # noqa: E402
 from pairbench.procs import LOOPBACK, Proc, cpu_seconds, ctx_switches, free_port, listening, until  # noqa: E402
 from pairbench.sshd import Sshd  # noqa: E402
 from pairbench.tools import OpenSsh, Pairtund, Tunnel, builds  # noqa: E402
@@ -41,13 +40,11 @@ def transfer(sshd, workdir, tool, case, gib, cipher, window, iperf_port):
     try:
         client, relay = running.pids(), sshd.session_pids()
         c0, r0, s0 = cpu_seconds(client), cpu_seconds(relay), ctx_switches(client)
-        argv = ["iperf3", "-c", LOOPBACK, "-p", str(entry), "-n", f"{int(gib * 1024)}M", "-J"]
-        if case.endswith("download"):
-            argv.append("-R")
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=600).stdout
-        received = json.loads(out)["end"]["sum_received"]
-        moved = received["bytes"] / (1 << 30)
-        return {"gbps": received["bits_per_second"] / 1e9,
+        run = measure.iperf3_run(entry, None, case.endswith("download"), mib=int(gib * 1024))
+        if not run or not run["bytes"]:
+            raise RuntimeError(f"iperf3 through {tool.name} moved nothing")
+        moved = run["bytes"] / (1 << 30)
+        return {"gbps": run["gbps"],
                 "client": (cpu_seconds(client) - c0) / moved,
                 "relay": (cpu_seconds(relay) - r0) / moved,
                 "sleeps": (ctx_switches(client) - s0) / (moved * 1024)}

@@ -16,13 +16,15 @@ def iperf3(entry, seconds, download):
     return run["gbps"] if run else None
 
 
-def iperf3_run(entry, seconds, download):
-    """One iperf3 test: {"gbps", "bytes"} received, or None when it failed."""
-    argv = ["iperf3", "-c", LOOPBACK, "-p", str(entry), "-t", str(seconds), "-J",
+def iperf3_run(entry, seconds, download, mib=None):
+    """One iperf3 test for `seconds`, or until `mib` MiB have moved when given: {"gbps",
+    "bytes"} received, or None when it failed."""
+    amount, timeout = (["-n", f"{mib}M"], 600) if mib else (["-t", str(seconds)], seconds + 60)
+    argv = ["iperf3", "-c", LOOPBACK, "-p", str(entry), *amount, "-J",
             "--connect-timeout", "5000"] + (["-R"] if download else [])
     # The server may still be draining the previous test's tail out of a big window: retry.
     for _ in range(20):
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         try:
             result = json.loads(r.stdout)
         except ValueError:
