@@ -164,9 +164,9 @@ class Bench:
                     if not all(echo_once(e, timeout=5) for e in entries):
                         raise RuntimeError(f"{label}: a forward did not echo")
                     time.sleep(2)  # let the probe connections' teardown settle
-                    rss, pss = mem_kib(running.pids())
+                    rss, pss, anon = mem_kib(running.pids())
                     versus = ("one ssh, 50 -L", "50 ssh processes") if side == "pairtund" else (label,)
-                    for what, value in (("RSS", rss), ("PSS", pss)):
+                    for what, value in (("RSS", rss), ("PSS", pss), ("Anonymous memory", anon)):
                         for vs in versus:
                             name = f"{what} holding 50 forwards (vs {vs})"
                             r.metric(name, "KiB", "lower", vs, "< 1.0x")

@@ -159,21 +159,21 @@ def echo_once(port, timeout=1.0, payload=None):
 
 
 def mem_kib(pids):
-    """Summed (VmRSS, Pss) in KiB of `pids`."""
-    rss = pss = 0
+    """Summed (VmRSS, Pss, Anonymous) in KiB of `pids`. Anonymous is the memory only swap could
+    free (heap, stacks, written data pages); RSS and PSS also count clean code pages, which the
+    kernel drops and re-reads from the binary as it needs."""
+    totals = {"VmRSS:": 0, "Pss:": 0, "Anonymous:": 0}
     for pid in pids:
-        for path, key in ((f"/proc/{pid}/status", "VmRSS:"), (f"/proc/{pid}/smaps_rollup", "Pss:")):
+        for path in (f"/proc/{pid}/status", f"/proc/{pid}/smaps_rollup"):
             try:
                 with open(path) as f:
                     for line in f:
-                        if line.startswith(key):
-                            if key == "VmRSS:":
-                                rss += int(line.split()[1])
-                            else:
-                                pss += int(line.split()[1])
+                        key = line.split(":", 1)[0] + ":"
+                        if key in totals and (key == "VmRSS:") == path.endswith("status"):
+                            totals[key] += int(line.split()[1])
             except OSError:
                 pass
-    return rss, pss
+    return totals["VmRSS:"], totals["Pss:"], totals["Anonymous:"]
 
 
 def ctx_switches(pids):
