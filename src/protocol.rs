@@ -286,6 +286,9 @@ pub enum ErrorKind {
     Timeout,
     /// The daemon has too many connections; try again.
     Busy,
+    /// `up` with `wait`: the tunnel failed in a way it does not retry at once (a changed host
+    /// key, rejected authentication, an unusable key); the message is its `last_error`.
+    TunnelFailed,
     /// The daemon failed in a way that is not the caller's fault.
     Internal,
 }
@@ -300,6 +303,7 @@ impl ErrorKind {
             ErrorKind::TooLarge => "too-large",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Busy => "busy",
+            ErrorKind::TunnelFailed => "tunnel-failed",
             ErrorKind::Internal => "internal",
         }
     }

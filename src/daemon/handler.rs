@@ -51,11 +51,26 @@ impl Handler for ControlHandler {
                     .map_or_else(error, |tunnels| Response::Status { tunnels }),
             ),
             Request::Watch { name } => watch_stream(d.clone(), name),
-            Request::Up { name, wait } => match d.command(&name, Command::Up).await {
-                Err(e) => Reply::One(error(e)),
-                Ok(()) if wait => wait_stream(d.clone(), name),
-                Ok(()) => Reply::One(Response::ok()),
-            },
+            Request::Up { name, wait } => {
+                // Seen before the command goes out, so the state it is about to replace (a
+                // `failed` from an earlier attempt) is known and not taken for the answer.
+                let watched = wait
+                    .then(|| d.watch(Some(&name)).ok()?.pop())
+                    .flatten()
+                    .map(|mut rx| {
+                        let p = rx.borrow_and_update();
+                        let found = (p.state, p.since);
+                        drop(p);
+                        (rx, found)
+                    });
+                match d.command(&name, Command::Up).await {
+                    Err(e) => Reply::One(error(e)),
+                    Ok(()) => match watched {
+                        Some((rx, found)) => wait_stream(d.clone(), name, rx, found),
+                        None => Reply::One(Response::ok()),
+                    },
+                }
+            }
             Request::Down { name } => done(d.command(&name, Command::Down).await),
             Request::Restart { name } => done(d.command(&name, Command::Restart).await),
             Request::Add { tunnel, temporary } => done(d.add(&tunnel, temporary).await),
@@ -125,20 +140,22 @@ fn watch_stream(daemon: Arc<Daemon>, name: Option<String>) -> Reply {
     Reply::Stream(reply)
 }
 
-fn wait_stream(daemon: Arc<Daemon>, name: String) -> Reply {
+/// `up --wait`: status lines until the tunnel is up (`ok`) or has failed in an attempt made
+/// after the request (`tunnel-failed`, with the tunnel's error), within [`WAIT_LIMIT`]. `stale`
+/// is the state `up` found and since when: a `failed` that is still that one is not the answer.
+fn wait_stream(
+    daemon: Arc<Daemon>,
+    name: String,
+    mut rx: watch::Receiver<Published>,
+    stale: (TunnelState, std::time::SystemTime),
+) -> Reply {
     let (out, reply) = mpsc::channel(4);
     tokio::spawn(async move {
-        let Ok(mut receivers) = daemon.watch(Some(&name)) else {
-            return;
-        };
-        let Some(mut rx) = receivers.pop() else {
-            return;
-        };
         let waited = tokio::time::timeout(WAIT_LIMIT, async {
             loop {
-                let (state, error) = {
+                let (state, since, error) = {
                     let p = rx.borrow_and_update();
-                    (p.state, p.last_error.clone())
+                    (p.state, p.since, p.last_error.clone())
                 };
                 if let Ok(tunnels) = daemon.status(Some(&name))
                     && out.send(Response::Status { tunnels }).await.is_err()
@@ -147,10 +164,10 @@ fn wait_stream(daemon: Arc<Daemon>, name: String) -> Reply {
                 }
                 match state {
                     TunnelState::Up => return drop(out.send(Response::ok()).await),
-                    TunnelState::Failed => {
+                    TunnelState::Failed if (state, since) != stale => {
                         let message = error.map_or_else(|| "failed".to_owned(), |e| e.to_string());
                         return drop(
-                            out.send(Response::error(ErrorKind::Internal, message))
+                            out.send(Response::error(ErrorKind::TunnelFailed, message))
                                 .await,
                         );
                     }

@@ -258,13 +258,14 @@ fn response_goldens() -> Vec<(Response, &'static str)> {
     ]
 }
 
-const ERROR_KINDS: [(ErrorKind, &str); 7] = [
+const ERROR_KINDS: [(ErrorKind, &str); 8] = [
     (ErrorKind::UnknownTunnel, "unknown-tunnel"),
     (ErrorKind::BadRequest, "bad-request"),
     (ErrorKind::Config, "config"),
     (ErrorKind::TooLarge, "too-large"),
     (ErrorKind::Timeout, "timeout"),
     (ErrorKind::Busy, "busy"),
+    (ErrorKind::TunnelFailed, "tunnel-failed"),
     (ErrorKind::Internal, "internal"),
 ];
 

@@ -131,6 +131,43 @@ fn exit_codes_follow_the_spec() {
 }
 
 #[test]
+fn up_wait_ends_when_up_or_says_why_a_new_attempt_failed() {
+    let Some(mut s) = setup() else { return };
+    let up = s.daemon.ctl(&["up", "t", "--wait=20s"]);
+    assert_eq!(up.status.code(), Some(0), "{up:?}");
+    assert_eq!(status_json(&s.daemon, "t")["state"], "up");
+
+    // The relay comes back with another host key: a failure pairtund does not retry.
+    s.relay.sshd.regenerate_host_key();
+    s.relay.sshd.restart();
+    let before = wait_state(&s.daemon, "t", "failed");
+    let failed = s.daemon.ctl(&["--json", "up", "t", "--wait=20s"]);
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    let lines: Vec<serde_json::Value> = stdout(&failed)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    let (last, statuses) = lines.split_last().expect("a reply");
+    assert_eq!(last["reply"], "error", "{lines:?}");
+    assert_eq!(
+        last["kind"], "tunnel-failed",
+        "not the daemon's own fault: {lines:?}"
+    );
+    assert!(
+        last["message"].as_str().unwrap().contains("CHANGED"),
+        "the message is the tunnel's error: {lines:?}"
+    );
+    assert!(stderr(&failed).contains("CHANGED"), "{failed:?}");
+    // The answer is a new attempt's, not the failure `up` found.
+    let answered = &statuses.last().expect("status lines")["tunnels"][0];
+    assert_eq!(answered["state"], "failed", "{lines:?}");
+    assert_ne!(
+        answered["since"], before["since"],
+        "stale failure: {lines:?}"
+    );
+}
+
+#[test]
 fn socket_is_private_and_a_second_daemon_is_refused() {
     let Some(s) = setup() else { return };
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
