@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pairtun::config::ssh_config::{Imported, parse_ssh_config_import};
+use pairtun::config::ssh_config::{Imported, import_ssh_config};
 use pairtun::config::{Env, TunnelName};
 use pairtun::protocol::TunnelSpec;
 
@@ -22,7 +22,7 @@ pub fn tunnel_spec(args: ImportArgs, config: &Path) -> Result<(TunnelSpec, bool,
     };
     let text = std::fs::read_to_string(&file)
         .map_err(|e| Failure::Request(format!("cannot read {}: {e}", file.display())))?;
-    let imported = parse_ssh_config_import(&text, &args.host);
+    let imported = import_ssh_config(&text, &file, &Env::from_process().home, &args.host);
     for note in notes(&imported, &file) {
         eprintln!("pairtunctl: {note}");
     }
@@ -40,12 +40,15 @@ fn configured_ssh_config(config: &Path) -> Result<PathBuf, Failure> {
     })
 }
 
-/// `FILE:LINE: message` for each note.
+/// `FILE:LINE: message` for each note (`FILE` the included file when the line is in one).
 fn notes(imported: &Imported, file: &Path) -> Vec<String> {
     imported
         .notes
         .iter()
-        .map(|n| format!("{}:{}: {}", file.display(), n.line, n.message))
+        .map(|n| {
+            let shown = n.file.as_deref().unwrap_or(file);
+            format!("{}:{}: {}", shown.display(), n.line, n.message)
+        })
         .collect()
 }
 
@@ -95,6 +98,8 @@ fn plan(
 
 #[cfg(test)]
 mod tests {
+    use pairtun::config::ssh_config::parse_ssh_config_import;
+
     use super::*;
 
     fn args(host: &str, name: Option<&str>) -> ImportArgs {

@@ -341,8 +341,9 @@ fn write_known_hosts(path: &Path, lines: &[String]) {
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
-/// `pairtunctl import` with the real binaries: both forward forms, persisted like `add`,
-/// started, and a note for the line OpenSSH itself would reject.
+/// `pairtunctl import` with the real binaries: both forward forms, one of them in an included
+/// file, persisted like `add`, started, and a note for the line OpenSSH itself would reject
+/// naming the file it is in.
 #[test]
 fn import_turns_a_host_block_into_a_running_persisted_tunnel() {
     let Some(relay) = Relay::start(&[]) else {
@@ -351,17 +352,27 @@ fn import_turns_a_host_block_into_a_running_persisted_tunnel() {
     let echo = EchoServer::start();
     let (two_args, colon) = (free_port(), free_port());
     let ssh_config = relay.dir.path().join("ssh_config");
+    let included = relay.dir.path().join("ssh_config.pairing");
+    std::fs::write(
+        &included,
+        format!(
+            "LocalForward {colon}:127.0.0.1:{echo}\n",
+            echo = echo.port()
+        ),
+    )
+    .unwrap();
     std::fs::write(
         &ssh_config,
         format!(
             "Host relay-alias\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  \
              IdentityFile {key}\n  LocalForward {two_args} 127.0.0.1:{echo}\n  \
-             LocalForward {colon}:127.0.0.1:{echo}\n\
+             Include {included}\n\
              Match all\n  User mallory\n  Port 1\n",
             port = relay.sshd.port(),
             user = current_user(),
             key = relay.key.private_path().display(),
             echo = echo.port(),
+            included = included.display(),
         ),
     )
     .unwrap();
@@ -385,7 +396,10 @@ fn import_turns_a_host_block_into_a_running_persisted_tunnel() {
         "{out:?}"
     );
     assert!(
-        stderr(&out).contains(&format!("{file}:7: OpenSSH rejects this line")),
+        stderr(&out).contains(&format!(
+            "{}:1: OpenSSH rejects this line",
+            included.display()
+        )),
         "{out:?}"
     );
     let up = wait_state(&daemon, "relay-alias", "up");

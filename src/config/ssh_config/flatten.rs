@@ -57,10 +57,9 @@ pub(super) fn split_line(line: &str) -> Option<(String, &str)> {
 /// Flattens `text` (read from `path`).
 pub(super) fn flatten(text: &str, path: &Path, home: &Path) -> Flat {
     let mut flattener = Flattener {
-        home,
+        includes: Includes::new(home, path),
         out: String::new(),
         warnings: Vec::new(),
-        stack: vec![canonical(path)],
     };
     flattener.file(text, path);
     Flat {
@@ -70,11 +69,9 @@ pub(super) fn flatten(text: &str, path: &Path, home: &Path) -> Flat {
 }
 
 struct Flattener<'a> {
-    home: &'a Path,
+    includes: Includes<'a>,
     out: String,
     warnings: Vec<String>,
-    /// Files being read, to refuse an `Include` cycle.
-    stack: Vec<PathBuf>,
 }
 
 impl Flattener<'_> {
@@ -103,8 +100,13 @@ impl Flattener<'_> {
                 }
                 _ if in_match => {}
                 "include" => {
-                    for pattern in args.split_whitespace() {
-                        self.include(pattern, &at);
+                    let (files, problems) = self.includes.read(args);
+                    self.warnings
+                        .extend(problems.into_iter().map(|p| format!("{at}: {p}")));
+                    for (file, text) in files {
+                        self.includes.enter(&file);
+                        self.file(&text, &file);
+                        self.includes.leave();
                     }
                     let resume = host_line.clone();
                     self.push(&resume);
@@ -126,61 +128,91 @@ impl Flattener<'_> {
         self.out.push_str(line);
         self.out.push('\n');
     }
+}
 
-    /// Reads every file `pattern` names (a glob; relative to `~/.ssh`), in name order.
-    fn include(&mut self, pattern: &str, at: &str) {
-        let pattern = pattern.trim_matches('"');
-        let full = if let Some(rest) = pattern.strip_prefix("~/") {
-            self.home.join(rest)
-        } else if Path::new(pattern).is_absolute() {
-            PathBuf::from(pattern)
-        } else {
-            self.home.join(".ssh").join(pattern)
-        };
-        let paths = match glob::glob(&full.to_string_lossy()) {
-            Ok(paths) => paths,
-            Err(e) => {
-                self.warnings
-                    .push(format!("{at}: bad Include pattern {pattern:?}: {e}"));
-                return;
-            }
-        };
-        // An Include that matches nothing is fine in OpenSSH too.
-        for entry in paths {
-            let file = match entry {
-                Ok(file) => file,
+/// `Include` as OpenSSH reads it: glob patterns, `~/` and relative paths resolved against the
+/// home directory's `.ssh`, nesting at most [`MAX_DEPTH`] deep, a file that is already being
+/// read (a cycle) refused. Shared by the host lookup and `import`.
+pub(super) struct Includes<'a> {
+    home: &'a Path,
+    /// Files being read, outermost first.
+    stack: Vec<PathBuf>,
+}
+
+impl<'a> Includes<'a> {
+    /// Starts at `top`, the file being read.
+    pub(super) fn new(home: &'a Path, top: &Path) -> Self {
+        Includes {
+            home,
+            stack: vec![canonical(top)],
+        }
+    }
+
+    /// Every file the patterns of an `Include` line (`args`) name, in order, with its text; and
+    /// what could not be read (a bad pattern, too deep, a cycle, an I/O error), one message
+    /// each. An `Include` that matches nothing is fine, as in OpenSSH.
+    pub(super) fn read(&self, args: &str) -> (Vec<(PathBuf, String)>, Vec<String>) {
+        let (mut files, mut warnings) = (Vec::new(), Vec::new());
+        for pattern in args.split_whitespace() {
+            let pattern = pattern.trim_matches('"');
+            let full = if let Some(rest) = pattern.strip_prefix("~/") {
+                self.home.join(rest)
+            } else if Path::new(pattern).is_absolute() {
+                PathBuf::from(pattern)
+            } else {
+                self.home.join(".ssh").join(pattern)
+            };
+            let paths = match glob::glob(&full.to_string_lossy()) {
+                Ok(paths) => paths,
                 Err(e) => {
-                    self.warnings.push(format!("{at}: Include: {e}"));
+                    warnings.push(format!("bad Include pattern {pattern:?}: {e}"));
                     continue;
                 }
             };
-            if self.stack.len() > MAX_DEPTH {
-                self.warnings.push(format!(
-                    "{at}: Include nested more than {MAX_DEPTH} deep; {} is not read",
-                    file.display()
-                ));
-                continue;
-            }
-            let key = canonical(&file);
-            if self.stack.contains(&key) {
-                self.warnings.push(format!(
-                    "{at}: Include cycle: {} is already being read",
-                    file.display()
-                ));
-                continue;
-            }
-            match crate::config::read_file(&file) {
-                Ok(bytes) => {
-                    self.stack.push(key);
-                    self.file(&String::from_utf8_lossy(&bytes), &file);
-                    self.stack.pop();
+            for entry in paths {
+                let file = match entry {
+                    Ok(file) => file,
+                    Err(e) => {
+                        warnings.push(format!("Include: {e}"));
+                        continue;
+                    }
+                };
+                if self.stack.len() > MAX_DEPTH {
+                    warnings.push(format!(
+                        "Include nested more than {MAX_DEPTH} deep; {} is not read",
+                        file.display()
+                    ));
+                    continue;
                 }
-                Err(e) => self.warnings.push(format!(
-                    "{at}: cannot read included {}: {e}",
-                    file.display()
-                )),
+                if self.stack.contains(&canonical(&file)) {
+                    warnings.push(format!(
+                        "Include cycle: {} is already being read",
+                        file.display()
+                    ));
+                    continue;
+                }
+                match crate::config::read_file(&file) {
+                    Ok(bytes) => {
+                        let text = String::from_utf8_lossy(&bytes).into_owned();
+                        files.push((file, text));
+                    }
+                    Err(e) => {
+                        warnings.push(format!("cannot read included {}: {e}", file.display()))
+                    }
+                }
             }
         }
+        (files, warnings)
+    }
+
+    /// `file` (from [`Includes::read`]) is being read from now on.
+    pub(super) fn enter(&mut self, file: &Path) {
+        self.stack.push(canonical(file));
+    }
+
+    /// The file last entered is done.
+    pub(super) fn leave(&mut self) {
+        self.stack.pop();
     }
 }
 

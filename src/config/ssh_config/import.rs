@@ -1,9 +1,12 @@
 //! `pairtunctl import HOST`: the forwarding lines of the `Host` blocks matching HOST, as
-//! pairtun forward specs. Pure (text in, specs out) so it can be tested and fuzzed alone.
+//! pairtun forward specs. The parsing is pure (text in, specs out) so it can be tested and
+//! fuzzed alone; only following `Include` reads other files.
+
+use std::path::{Path, PathBuf};
 
 use wildmatch::WildMatch;
 
-use super::flatten::split_line;
+use super::flatten::{Includes, split_line};
 use crate::config::{parse_forward_dynamic, parse_forward_local, parse_forward_remote};
 
 /// What an ssh config says to forward for one host, in pairtun's spec syntax
@@ -30,7 +33,9 @@ impl Imported {
 /// A remark about one line of the ssh config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportNote {
-    /// 1-based line number in the text.
+    /// The included file the line is in; `None`: the file import was given.
+    pub file: Option<PathBuf>,
+    /// 1-based line number in that file.
     pub line: usize,
     /// `true`: the line was imported anyway (e.g. a form pairtun accepts but OpenSSH rejects);
     /// `false`: it was skipped.
@@ -39,67 +44,129 @@ pub struct ImportNote {
     pub message: String,
 }
 
-/// Reads `text` (an ssh config) and returns the forwards of every block that applies to `host`
-/// — `Host` blocks whose patterns match it, and lines before the first `Host` — in file order.
-/// Forwards accumulate across blocks and repeats are dropped, as in OpenSSH.
+/// Reads `text` (an ssh config, read from `path`) and returns the forwards of every block that
+/// applies to `host` — `Host` blocks whose patterns match it, and lines before the first `Host`
+/// — in file order, following `Include`s as OpenSSH does (relative paths under `home`/.ssh; an
+/// included file's lines before its first `Host` belong to the including block, and after the
+/// `Include` that block goes on). Forwards accumulate across blocks and repeats are dropped,
+/// as in OpenSSH.
 ///
 /// Both OpenSSH's two-argument form (`LocalForward 9999 localhost:1235`) and the colon form
 /// (`LocalForward 9999:localhost:1235`) are accepted; OpenSSH itself rejects the latter (and
 /// would read a one-argument `RemoteForward` as a remote SOCKS proxy), which a note says.
-/// `Match` blocks and `Include` are not followed (notes say so). Never fails: a line that
-/// cannot be used is a note.
+/// `Match` blocks are not followed, an included file that cannot be read is skipped (notes say
+/// so). Never fails: a line that cannot be used is a note.
+pub fn import_ssh_config(text: &str, path: &Path, home: &Path, host: &str) -> Imported {
+    let mut importer = Importer {
+        host,
+        includes: Some(Includes::new(home, path)),
+        out: Imported::default(),
+    };
+    importer.file(text, None);
+    importer.out
+}
+
+/// [`import_ssh_config`] reading no other file: an `Include` is a note. Pure (text in, specs
+/// out), for tests and fuzzing.
 pub fn parse_ssh_config_import(text: &str, host: &str) -> Imported {
-    let mut out = Imported::default();
-    let mut active = true;
-    for (index, line) in text.lines().enumerate() {
-        let line_no = index + 1;
-        let Some((keyword, args)) = split_line(line) else {
-            continue;
-        };
-        let mut note = |imported: bool, message: String| {
-            out.notes.push(ImportNote {
-                line: line_no,
-                imported,
-                message,
-            })
-        };
-        match keyword.as_str() {
-            "host" => active = host_matches(args, host),
-            "match" => {
-                active = false;
-                note(
-                    false,
-                    "`Match` is not supported: forwards under it are not imported".to_owned(),
-                );
-            }
-            "include" if active => note(
-                false,
-                "`Include` is not followed by import: forwards in the included files are \
-                 not imported"
-                    .to_owned(),
-            ),
-            "localforward" | "remoteforward" | "dynamicforward" if active => {
-                match forward(&keyword, args) {
-                    Ok((spec, remark)) => {
-                        if let Some(remark) = remark {
-                            note(true, remark);
-                        }
-                        let list = match keyword.as_str() {
-                            "localforward" => &mut out.local,
-                            "remoteforward" => &mut out.remote,
-                            _ => &mut out.dynamic,
-                        };
-                        if !list.contains(&spec) {
-                            list.push(spec);
-                        }
-                    }
-                    Err(message) => note(false, message),
+    let mut importer = Importer {
+        host,
+        includes: None,
+        out: Imported::default(),
+    };
+    importer.file(text, None);
+    importer.out
+}
+
+struct Importer<'a> {
+    host: &'a str,
+    /// `None`: `Include`s are not followed.
+    includes: Option<Includes<'a>>,
+    out: Imported,
+}
+
+impl Importer<'_> {
+    /// One file's lines; `file` is `None` for the top one.
+    fn file(&mut self, text: &str, file: Option<&Path>) {
+        let mut active = true;
+        for (index, line) in text.lines().enumerate() {
+            let at = (file, index + 1);
+            let Some((keyword, args)) = split_line(line) else {
+                continue;
+            };
+            match keyword.as_str() {
+                "host" => active = host_matches(args, self.host),
+                "match" => {
+                    active = false;
+                    self.note(
+                        at,
+                        false,
+                        "`Match` is not supported: forwards under it are not imported".to_owned(),
+                    );
                 }
+                "include" if active => self.include(args, at),
+                "localforward" | "remoteforward" | "dynamicforward" if active => {
+                    match forward(&keyword, args) {
+                        Ok((spec, remark)) => {
+                            if let Some(remark) = remark {
+                                self.note(at, true, remark);
+                            }
+                            let list = match keyword.as_str() {
+                                "localforward" => &mut self.out.local,
+                                "remoteforward" => &mut self.out.remote,
+                                _ => &mut self.out.dynamic,
+                            };
+                            if !list.contains(&spec) {
+                                list.push(spec);
+                            }
+                        }
+                        Err(message) => self.note(at, false, message),
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
     }
-    out
+
+    /// The files an `Include` line names, read in place (in an active block only: OpenSSH
+    /// applies nothing from an `Include` under a block that does not match).
+    fn include(&mut self, args: &str, at: (Option<&Path>, usize)) {
+        let Some(includes) = &self.includes else {
+            return self.note(
+                at,
+                false,
+                "`Include` is not followed here: forwards in the included files are not \
+                 imported"
+                    .to_owned(),
+            );
+        };
+        let (files, problems) = includes.read(args);
+        for problem in problems {
+            self.note(
+                at,
+                false,
+                format!("{problem}; forwards in it are not imported"),
+            );
+        }
+        for (path, text) in files {
+            if let Some(includes) = &mut self.includes {
+                includes.enter(&path);
+            }
+            self.file(&text, Some(&path));
+            if let Some(includes) = &mut self.includes {
+                includes.leave();
+            }
+        }
+    }
+
+    fn note(&mut self, (file, line): (Option<&Path>, usize), imported: bool, message: String) {
+        self.out.notes.push(ImportNote {
+            file: file.map(Path::to_owned),
+            line,
+            imported,
+            message,
+        });
+    }
 }
 
 /// OpenSSH's `Host` matching: whitespace-separated patterns with `*` and `?`, `!` negating;

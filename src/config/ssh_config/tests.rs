@@ -214,3 +214,51 @@ fn import_skips_what_cannot_be_used_with_the_reason() {
     assert!(i.notes[2].message.contains("remote dynamic (SOCKS)"));
     assert!(i.notes[4].message.contains("out of range"));
 }
+
+#[test]
+fn import_follows_include_in_place_and_names_the_included_file() {
+    let home = tempfile::tempdir().unwrap();
+    let ssh = home.path().join(".ssh");
+    std::fs::create_dir_all(ssh.join("conf.d")).unwrap();
+    // Lines before the included file's first `Host` belong to the including block; its own
+    // `Host` blocks match on their own; after the `Include` the including block goes on.
+    std::fs::write(
+        ssh.join("conf.d/10-pairing"),
+        "LocalForward 1000 localhost:1\n\
+         Host saturn\n  LocalForward 2000:localhost:2\n\
+         Host mars\n  LocalForward 3000 localhost:3\n",
+    )
+    .unwrap();
+    std::fs::write(ssh.join("conf.d/20-cycle"), "Include config\n").unwrap();
+    std::fs::write(ssh.join("unused"), "LocalForward 9000 localhost:9\n").unwrap();
+    let main = ssh.join("config");
+    let text = "Host saturn\n  Include conf.d/*\n  RemoteForward 4000 localhost:4\n\
+                Host venus\n  Include unused\n";
+    std::fs::write(&main, text).unwrap();
+    let i = import_ssh_config(text, &main, home.path(), "saturn");
+    assert_eq!(i.local, vec!["1000:localhost:1", "2000:localhost:2"]);
+    assert_eq!(i.remote, vec!["4000:localhost:4"]);
+    let notes: Vec<_> = i
+        .notes
+        .iter()
+        .map(|n| (n.file.clone(), n.line, n.imported))
+        .collect();
+    assert_eq!(
+        notes,
+        vec![
+            (Some(ssh.join("conf.d/10-pairing")), 3, true),
+            (Some(ssh.join("conf.d/20-cycle")), 1, false),
+        ]
+    );
+    assert!(
+        i.notes[1].message.contains("Include cycle"),
+        "{:?}",
+        i.notes
+    );
+
+    // Without reading files (the pure parser), the `Include` itself is the note.
+    let pure = parse_ssh_config_import(text, "saturn");
+    assert_eq!(pure.local, Vec::<String>::new());
+    assert_eq!((pure.notes[0].file.clone(), pure.notes[0].line), (None, 2));
+    assert!(pure.notes[0].message.contains("not followed"));
+}
