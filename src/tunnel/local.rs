@@ -247,7 +247,10 @@ async fn handle(
     )
     .await
     {
-        Ok(Ok(channel)) => channel,
+        Ok(Ok(channel)) => {
+            ctx.reporter.channel_opened(index);
+            channel
+        }
         Ok(Err(e)) => {
             let message = format!(
                 "relay could not open {}: {}",
@@ -255,8 +258,7 @@ async fn handle(
                 SessionShared::open_error(reasons, &e).await
             );
             tracing::warn!(forward = %forward.spec, %peer, error = %message, "forwarded connection failed");
-            ctx.reporter
-                .set_forward(index, ForwardState::Up, Some(message));
+            ctx.reporter.channel_open_failed(index, message);
             return;
         }
         Err(_) => {
@@ -392,6 +394,28 @@ mod tests {
 
     fn message(reporter: &Reporter) -> Option<String> {
         reporter.current().forwards[0].error.clone()
+    }
+
+    #[test]
+    fn a_refused_channel_is_forgotten_at_the_next_one_opened_other_messages_are_not() {
+        let reporter = reporter("9999:localhost:22");
+        let refused = "relay could not open localhost:22: Connection refused";
+        reporter.channel_open_failed(0, refused.to_owned());
+        assert_eq!(message(&reporter).as_deref(), Some(refused));
+        assert_eq!(reporter.current().forwards[0].state, ForwardState::Up);
+        reporter.channel_opened(0);
+        assert_eq!(message(&reporter), None);
+
+        // Events stay: a connection limit reached, a refusal replaced by a stall notice.
+        let limit = "connection limit (2) reached; refusing new connections";
+        reporter.set_forward(0, ForwardState::Up, Some(limit.to_owned()));
+        reporter.channel_opened(0);
+        assert_eq!(message(&reporter).as_deref(), Some(limit));
+        reporter.channel_open_failed(0, refused.to_owned());
+        let cut = "connection from 127.0.0.1:5000: local peer stopped reading";
+        reporter.set_forward(0, ForwardState::Up, Some(cut.to_owned()));
+        reporter.channel_opened(0);
+        assert_eq!(message(&reporter).as_deref(), Some(cut));
     }
 
     #[test]

@@ -134,6 +134,9 @@ pub struct Published {
     pub last_error: Option<TunnelError>,
     /// Last keepalive round trip of the current session.
     pub rtt: Option<std::time::Duration>,
+    /// Per forward: its `error` says the relay could not open a connection's channel, which
+    /// the next connection the relay does open disproves (see [`Reporter::channel_opened`]).
+    open_failed: Vec<bool>,
 }
 
 /// A tunnel's status as reported to users (`status --json` shape, SPEC §3).
@@ -186,6 +189,7 @@ impl Reporter {
             state: TunnelState::Stopped,
             since: SystemTime::now(),
             session: 0,
+            open_failed: vec![false; forwards.len()],
             forwards,
             attempt: 0,
             retry_at: None,
@@ -258,8 +262,51 @@ impl Reporter {
             }
             f.state = state;
             f.error = error;
+            if let Some(open_failed) = p.open_failed.get_mut(index) {
+                *open_failed = false;
+            }
             let current = p.state;
             self.enter(p, current);
+            true
+        });
+    }
+
+    /// Forward `index` is up, but the relay could not open a connection's channel: `message`
+    /// says to what and why (for pairing, usually that the partner's end is not there), until
+    /// a later connection's channel opens ([`Reporter::channel_opened`]).
+    pub fn channel_open_failed(&self, index: usize, message: String) {
+        self.set_forward(index, ForwardState::Up, Some(message));
+        self.tx.send_if_modified(|p| {
+            if let Some(open_failed) = p.open_failed.get_mut(index) {
+                *open_failed = true;
+            }
+            false // not visible in status
+        });
+    }
+
+    /// A connection's channel opened on forward `index`: a message that the relay could not
+    /// open one is no longer true, and is cleared. Other messages (a connection limit reached,
+    /// a stalled connection cut) stay: they report events, not the far end's state.
+    pub fn channel_opened(&self, index: usize) {
+        if !self
+            .tx
+            .borrow()
+            .open_failed
+            .get(index)
+            .copied()
+            .unwrap_or(false)
+        {
+            return; // the common case: nothing to clear, no lock taken for writing
+        }
+        self.tx.send_if_modified(|p| {
+            let (Some(f), Some(open_failed)) = (p.forwards.get_mut(index), p.open_failed.get_mut(index)) else {
+                return false;
+            };
+            if !std::mem::take(open_failed) {
+                return false;
+            }
+            tracing::info!(tunnel = %self.name, forward = %f.spec, "the relay opens connections again");
+            f.error = None;
             true
         });
     }
@@ -282,9 +329,11 @@ impl Reporter {
     /// Sets all forwards of `kind` to `state`, clearing errors (e.g. `pending` when a session ends).
     pub fn set_forwards(&self, kind: ForwardKind, state: ForwardState) {
         self.tx.send_modify(|p| {
-            for f in p.forwards.iter_mut().filter(|f| f.kind == kind) {
+            let forwards = p.forwards.iter_mut().zip(p.open_failed.iter_mut());
+            for (f, open_failed) in forwards.filter(|(f, _)| f.kind == kind) {
                 f.state = state;
                 f.error = None;
+                *open_failed = false;
             }
         });
     }

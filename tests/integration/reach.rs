@@ -563,7 +563,18 @@ async fn invite_mirrors_the_forward_and_the_peer_probe_sees_the_partner() {
         .command("jane", Command::Restart)
         .await
         .expect("restart");
-    wait_for(&daemon, "jane", UP_WITHIN, "peer up", peer_is(Peer::Up)).await;
+    let restarted = wait_for(&daemon, "jane", UP_WITHIN, "peer up", peer_is(Peer::Up)).await;
+    assert!(
+        restarted.forwards[0].error.is_some(),
+        "a new session alone does not disprove the refusal: {restarted:?}"
+    );
+
+    // The next connection the relay does open clears "could not open" from jane's forward.
+    let _through = TcpStream::connect(loopback(lport)).await.unwrap();
+    wait_for(&daemon, "jane", UP_WITHIN, "forward error cleared", |p| {
+        p.forwards[0].error.is_none()
+    })
+    .await;
 }
 
 /// Without `probe_peer` a `-L` target sees only the user's connections: after `up` and one

@@ -12,7 +12,6 @@ use fast_socks5::{ReplyError, Socks5Command};
 use russh::ChannelOpenFailure;
 
 use super::local::{self, CHANNEL_OPEN_TIMEOUT, ListenerContext};
-use super::state::ForwardState;
 use crate::config::DynamicForward;
 use crate::net::LocalStream;
 use crate::ssh::SessionShared;
@@ -94,13 +93,15 @@ async fn connection(
         live.handle
             .channel_open_direct_tcpip(host.as_str(), u32::from(port), from, from_port);
     let channel = match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, open).await {
-        Ok(Ok(channel)) => channel,
+        Ok(Ok(channel)) => {
+            ctx.reporter.channel_opened(index);
+            channel
+        }
         Ok(Err(e)) => {
             let why = SessionShared::open_error(reasons, &e).await;
             let message = format!("relay could not open {target}: {why}");
             tracing::warn!(forward = %spec, %peer, error = %message, "SOCKS connection failed");
-            ctx.reporter
-                .set_forward(index, ForwardState::Up, Some(message));
+            ctx.reporter.channel_open_failed(index, message);
             request.refuse(reply_for(&e)).await;
             return;
         }
