@@ -53,6 +53,9 @@ pub struct ListenerContext {
     pub hold: Duration,
     /// Connections each forward runs at once (`max_connections`).
     pub max_connections: usize,
+    /// Told when a connection arrives between sessions: someone is waiting, so a retry the
+    /// backoff still holds back is brought forward (see the supervisor's wait).
+    pub demand: Arc<tokio::sync::Notify>,
 }
 
 /// Serves forward `index` until the task is aborted (which closes the listener; connections
@@ -182,10 +185,14 @@ async fn bind_until_ok(index: usize, listen: &LocalListen, reporter: &Reporter) 
 /// The live session for a connection accepted on `spec`, waiting up to `connection_hold` for
 /// one; `None` (logged) when none came or the tunnel is stopping.
 pub async fn session(ctx: &mut ListenerContext, spec: &str, peer: &str) -> Option<Arc<Live>> {
-    let waiting = ctx.session.wait_for(|s| {
+    let usable = |s: &Option<Arc<Live>>| {
         s.as_ref()
             .is_some_and(|live| !live.shared.ended.is_cancelled())
-    });
+    };
+    if !usable(&ctx.session.borrow()) {
+        ctx.demand.notify_one();
+    }
+    let waiting = ctx.session.wait_for(usable);
     let hold = ctx.hold;
     match tokio::time::timeout(hold, waiting).await {
         Ok(Ok(live)) => live.clone(),

@@ -76,6 +76,8 @@ pub struct Supervisor {
     backoff: Backoff,
     session_tx: watch::Sender<Option<Arc<Live>>>,
     listeners: Option<Listeners>,
+    /// A connection is waiting on a listener for a session (see [`ListenerContext::demand`]).
+    demand: Arc<tokio::sync::Notify>,
 }
 
 impl Supervisor {
@@ -93,6 +95,7 @@ impl Supervisor {
             backoff: Backoff::new(config.timing.backoff),
             session_tx: watch::Sender::new(None),
             listeners: None,
+            demand: Arc::new(tokio::sync::Notify::new()),
             config,
             commands,
             counters,
@@ -167,6 +170,7 @@ impl Supervisor {
             stop: listeners.stop.clone(),
             hold: self.config.timing.connection_hold,
             max_connections: self.config.max_connections,
+            demand: self.demand.clone(),
         };
         for (index, forward) in self.config.local.iter().enumerate() {
             listeners
@@ -188,6 +192,7 @@ impl Supervisor {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let started = Instant::now();
             self.reporter
                 .set_state(TunnelState::Connecting, attempt, None, None);
             let shared = SessionShared::new(self.counters.clone());
@@ -257,11 +262,21 @@ impl Supervisor {
                     | ErrorClass::Protocol
                     | ErrorClass::Forward
             );
-            let retry_at = Instant::now() + delay;
+            let mut retry_at = Instant::now() + delay;
+            // A connection waiting on a listener brings the retry forward, but attempts stay
+            // at least the initial backoff interval apart: a client retrying in a loop must
+            // not turn into as many attempts against the relay.
+            let soonest = started + self.config.timing.backoff.initial;
             loop {
                 tokio::select! {
                     _ = self.cancel.cancelled() => return Exit::Shutdown,
                     _ = tokio::time::sleep_until(retry_at) => break,
+                    () = self.demand.notified(), if woken_early && soonest < retry_at => {
+                        retry_at = soonest.max(Instant::now());
+                        let in_ms = retry_at.saturating_duration_since(Instant::now()).as_millis();
+                        tracing::info!(tunnel = %self.config.name, in_ms, "a connection is waiting: retrying without waiting out the backoff");
+                        self.reporter.set_state(TunnelState::Backoff, attempt.max(1), Some(retry_at.into_std()), None);
+                    }
                     e = super::next_event(&mut self.commands) => match e {
                         None => return Exit::Shutdown,
                         Some(Event::Command(Command::Down)) => return Exit::Disabled,

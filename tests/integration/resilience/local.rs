@@ -178,3 +178,54 @@ async fn ping_pong(to: std::net::SocketAddr, period: Duration) -> (usize, Durati
     }
     (rounds, worst)
 }
+
+/// sshd is down and the backoff has grown: a connection to the `-L` listener brings the next
+/// attempt forward (to no sooner than the initial interval after the last one began), so the
+/// session is back long before the retry the backoff had planned, and the connection is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_connection_brings_the_planned_retry_forward() {
+    let Some(mut relay) = Relay::start(&[]) else {
+        return;
+    };
+    let echo = EchoServer::start();
+    let port = free_port();
+    let toml = relay
+        .tunnel_via(
+            "demand",
+            relay.sshd.port(),
+            vec![local_spec(port, echo.port())],
+            vec![],
+            "connection_hold = \"30s\"\n",
+        )
+        // Steps of 0.2, 1.6, 12.8 s, ...: the third wait is far longer than a reconnect.
+        .replace(
+            r#"backoff = { initial = "200ms", max = "2s", multiplier = 2.0, jitter = 0.2 }"#,
+            r#"backoff = { initial = "200ms", max = "60s", multiplier = 8.0, jitter = 0.0 }"#,
+        );
+    assert!(toml.contains("multiplier = 8.0"), "{toml}");
+    let daemon = start_daemon(relay.dir.path(), &toml);
+    wait_up(&daemon, "demand", UP_WITHIN).await;
+
+    relay.sshd.stop();
+    let long_wait = Duration::from_secs(10);
+    let waiting = wait_for(&daemon, "demand", UP_WITHIN, "a long backoff step", |p| {
+        p.state == TunnelState::Backoff
+            && p.retry_at
+                .is_some_and(|at| at.saturating_duration_since(Instant::now()) > long_wait)
+    })
+    .await;
+    let planned = waiting.retry_at.expect("a retry is planned");
+    relay.sshd.restart();
+
+    roundtrip_async(addr(port), b"asked for it", UP_WITHIN)
+        .await
+        .expect("the waiting connection is served");
+    let up = wait_up(&daemon, "demand", UP_WITHIN).await;
+    assert!(
+        Instant::now() < planned,
+        "up only at the planned retry, {:?} after it",
+        Instant::now().saturating_duration_since(planned)
+    );
+    assert_eq!(up.session, 2, "one new session");
+    daemon.shutdown().await;
+}
