@@ -342,7 +342,8 @@ def main():
         info["loadavg_end"] = " ".join(f.read().split()[:3])
     table = markdown(bench.results)
     header = "\n".join(f"- {k}: {v}" for k, v in info.items())
-    text = f"{header}\n\nCells: median (min-max, n runs).\n\n{table}\n"
+    text = (f"{header}\n\nCells: median (min-max, n runs). Per run: the range of pairtund/OpenSSH over "
+            f"runs in which the two ran back to back, and in how many pairtund was ahead.\n\n{table}\n")
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(text)
     with open(os.path.join(out, "results.json"), "w") as f:
