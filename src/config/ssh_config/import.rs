@@ -57,25 +57,13 @@ pub struct ImportNote {
 /// `Match` blocks are not followed, an included file that cannot be read is skipped (notes say
 /// so). Never fails: a line that cannot be used is a note.
 pub fn import_ssh_config(text: &str, path: &Path, home: &Path, host: &str) -> Imported {
-    let mut importer = Importer {
-        host,
-        includes: Some(Includes::new(home, path)),
-        out: Imported::default(),
-    };
-    importer.file(text, None);
-    importer.out
+    Importer::run(text, host, Some(Includes::new(home, path)))
 }
 
 /// [`import_ssh_config`] reading no other file: an `Include` is a note. Pure (text in, specs
 /// out), for tests and fuzzing.
 pub fn parse_ssh_config_import(text: &str, host: &str) -> Imported {
-    let mut importer = Importer {
-        host,
-        includes: None,
-        out: Imported::default(),
-    };
-    importer.file(text, None);
-    importer.out
+    Importer::run(text, host, None)
 }
 
 struct Importer<'a> {
@@ -85,7 +73,17 @@ struct Importer<'a> {
     out: Imported,
 }
 
-impl Importer<'_> {
+impl<'a> Importer<'a> {
+    fn run(text: &str, host: &'a str, includes: Option<Includes<'a>>) -> Imported {
+        let mut importer = Importer {
+            host,
+            includes,
+            out: Imported::default(),
+        };
+        importer.file(text, None);
+        importer.out
+    }
+
     /// One file's lines; `file` is `None` for the top one.
     fn file(&mut self, text: &str, file: Option<&Path>) {
         let mut active = true;
