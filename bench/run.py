@@ -73,8 +73,11 @@ class Bench:
             proc.stop()
         self.sshd.stop()
 
-    def tools(self):
-        return (("openssh", self.ssh), ("pairtund", self.pairtund))
+    def tools(self, run=0):
+        """Both tools, OpenSSH first in even runs and pairtund first in odd ones: whichever runs
+        first in a pair does measurably better (BENCHMARKS.md, "Order matters")."""
+        both = (("openssh", self.ssh), ("pairtund", self.pairtund))
+        return both if run % 2 == 0 else both[::-1]
 
     # ------------------------------------------------------------ data path
     def data(self):
@@ -85,7 +88,7 @@ class Bench:
                 if self.args.cipher and short not in self.args.cipher:
                     continue
                 for run in range(self.runs):
-                    for side, tool in self.tools():
+                    for side, tool in self.tools(run):
                         echo_entry, iperf_entry = free_ports(2)
                         tunnel = Tunnel([(kind, echo_entry, self.echo_port), (kind, iperf_entry, self.iperf_port)],
                                         cipher=cipher, ssh_port=self.sshd.port, echo_entry=echo_entry)
@@ -203,7 +206,7 @@ class Bench:
             proxy_cmd(proxy, "heal")
 
         for run in range(1 if self.quick else 3):
-            for side, tool in tools:
+            for side, tool in (tools if run % 2 == 0 else tools[::-1]):
                 # sshd killed with its sessions, down 3 s, restarted
                 self.recover(side, tool, self.sshd.port, base, restart,
                              "sshd restarted (down 3 s): sshd listening -> forward echoes")
@@ -243,7 +246,7 @@ class Bench:
         self.sshd.trust(proxy_port)
         setups = (("openssh", 0, self.ssh), ("pairtund", 0, self.pairtund), ("pairtund", 16 * MIB, self.pairtund))
         for run in range(1 if self.quick else 3):
-            for side, window, tool in setups:
+            for side, window, tool in (setups if run % 2 == 0 else setups[::-1]):
                 entry = free_port()
                 tunnel = Tunnel([("L", entry, self.iperf_port)], cipher=LATENCY_CIPHER,
                                 ssh_port=proxy_port, window_size=window)
