@@ -13,6 +13,7 @@ counters are dumped, and the total is divided by the round trips. Needs valgrind
 import argparse
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,7 @@ def main():
         if echo:
             echo.stop()
         sshd.stop()
+    shutil.rmtree(workdir)  # kept (with every log) when a measurement failed
 
 
 if __name__ == "__main__":

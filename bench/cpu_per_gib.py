@@ -17,6 +17,7 @@ decrypts), `R-download`. Tools: `ssh` (OpenSSH) or `NAME=PATH` of a pairtund bin
 """
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -90,6 +91,7 @@ def main():
         if iperf:
             iperf.stop()
         sshd.stop()
+    shutil.rmtree(workdir)  # kept (with every log) when a transfer failed
     print(f"medians of {args.rounds} ({args.case}, {args.cipher}, {args.gib} GiB each):")
     for name, rows in results.items():
         print(f"  {name:>10}: " + "  ".join(f"{statistics.median(x[k] for x in rows):.3f} {unit}"
