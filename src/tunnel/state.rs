@@ -249,7 +249,46 @@ impl Reporter {
 
     /// Sets forward `index`'s state (and error, `None` clearing it).
     pub fn set_forward(&self, index: usize, state: ForwardState, error: Option<String>) {
+        self.update_forward(index, state, error, false);
+    }
+
+    /// Forward `index` is up, but the relay could not open a connection's channel: `message`
+    /// says to what and why (for pairing, usually that the partner's end is not there), until
+    /// a later connection's channel opens ([`Reporter::channel_opened`]).
+    pub fn channel_open_failed(&self, index: usize, message: String) {
+        self.update_forward(index, ForwardState::Up, Some(message), true);
+    }
+
+    /// A connection's channel opened on forward `index`: a message that the relay could not
+    /// open one is no longer true, and is cleared. Other messages (a connection limit reached,
+    /// a stalled connection cut) stay: they report events, not the far end's state.
+    pub fn channel_opened(&self, index: usize) {
         self.tx.send_if_modified(|p| {
+            let (Some(f), Some(open_failed)) = (p.forwards.get_mut(index), p.open_failed.get_mut(index)) else {
+                return false;
+            };
+            if !std::mem::take(open_failed) {
+                return false;
+            }
+            tracing::info!(tunnel = %self.name, forward = %f.spec, "the relay opens connections again");
+            f.error = None;
+            true
+        });
+    }
+
+    /// Sets forward `index`'s state and error, `open_failed` saying whether the error is a
+    /// refused channel (see [`Published::open_failed`]).
+    fn update_forward(
+        &self,
+        index: usize,
+        state: ForwardState,
+        error: Option<String>,
+        open_failed: bool,
+    ) {
+        self.tx.send_if_modified(|p| {
+            if let Some(flag) = p.open_failed.get_mut(index) {
+                *flag = open_failed; // not visible in status: no notification on its own
+            }
             let Some(f) = p.forwards.get_mut(index) else { return false };
             if f.state == state && f.error == error {
                 return false;
@@ -262,51 +301,8 @@ impl Reporter {
             }
             f.state = state;
             f.error = error;
-            if let Some(open_failed) = p.open_failed.get_mut(index) {
-                *open_failed = false;
-            }
             let current = p.state;
             self.enter(p, current);
-            true
-        });
-    }
-
-    /// Forward `index` is up, but the relay could not open a connection's channel: `message`
-    /// says to what and why (for pairing, usually that the partner's end is not there), until
-    /// a later connection's channel opens ([`Reporter::channel_opened`]).
-    pub fn channel_open_failed(&self, index: usize, message: String) {
-        self.set_forward(index, ForwardState::Up, Some(message));
-        self.tx.send_if_modified(|p| {
-            if let Some(open_failed) = p.open_failed.get_mut(index) {
-                *open_failed = true;
-            }
-            false // not visible in status
-        });
-    }
-
-    /// A connection's channel opened on forward `index`: a message that the relay could not
-    /// open one is no longer true, and is cleared. Other messages (a connection limit reached,
-    /// a stalled connection cut) stay: they report events, not the far end's state.
-    pub fn channel_opened(&self, index: usize) {
-        if !self
-            .tx
-            .borrow()
-            .open_failed
-            .get(index)
-            .copied()
-            .unwrap_or(false)
-        {
-            return; // the common case: nothing to clear, no lock taken for writing
-        }
-        self.tx.send_if_modified(|p| {
-            let (Some(f), Some(open_failed)) = (p.forwards.get_mut(index), p.open_failed.get_mut(index)) else {
-                return false;
-            };
-            if !std::mem::take(open_failed) {
-                return false;
-            }
-            tracing::info!(tunnel = %self.name, forward = %f.spec, "the relay opens connections again");
-            f.error = None;
             true
         });
     }
