@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pairbench import measure  # noqa: E402
 from pairbench.procs import LOOPBACK, Proc, cpu_seconds, ctx_switches, free_port, listening, until  # noqa: E402
 from pairbench.sshd import Sshd  # noqa: E402
-from pairbench.tools import OpenSsh, Pairtund, Tunnel, builds  # noqa: E402
+from pairbench.tools import OpenSsh, Pairtund, Tunnel, builds, in_turn  # noqa: E402
 
 CASES = ("L-download", "L-upload", "R-download", "R-upload")
 FIELDS = (("gbps", "Gbit/s"), ("client", "client CPU s/GiB"), ("relay", "sshd CPU s/GiB"),
@@ -78,10 +78,7 @@ def main():
         if not until(lambda: listening(iperf_port), 10):
             sys.exit("iperf3 -s did not start")
         for r in range(args.rounds):
-            # Each round starts with the next tool: whichever runs first in a round does
-            # measurably better (up to 10 % CPU per GiB between two identical steps), so a
-            # fixed order would favour one side.
-            for name, tool in tools[r % len(tools):] + tools[:r % len(tools)]:
+            for name, tool in in_turn(tools, r):
                 time.sleep(1)  # let the previous transfer's tail drain out of the kernel
                 row = transfer(sshd, workdir, tool, args.case, args.gib, args.cipher, args.window, iperf_port)
                 results[name].append(row)

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pairbench import measure  # noqa: E402
 from pairbench.procs import free_port, start_server  # noqa: E402
 from pairbench.sshd import Sshd  # noqa: E402
-from pairbench.tools import OpenSsh, Pairtund, Tunnel  # noqa: E402
+from pairbench.tools import OpenSsh, Pairtund, Tunnel, in_turn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CIPHER = "aes128-gcm@openssh.com"
@@ -53,7 +53,7 @@ def main():
             entries[name] = {"L": local, "R": remote}
         medians = {(name, way): [] for name in entries for way in "LR"}
         for i in range(args.rounds):
-            for name in (("ssh", "pairtund") if i % 2 == 0 else ("pairtund", "ssh")):
+            for name in in_turn(("ssh", "pairtund"), i):
                 for way in "LR":
                     median, _ = measure.pingpong(entries[name][way], args.size, args.messages)
                     medians[(name, way)].append(median)

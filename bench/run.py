@@ -31,7 +31,7 @@ from pairbench import measure  # noqa: E402
 from pairbench.procs import Proc, ctx_switches, start_server, cpu_seconds, echo_once, free_port, free_ports, listening, mem_kib, until  # noqa: E402
 from pairbench.report import Results, markdown  # noqa: E402
 from pairbench.sshd import Sshd  # noqa: E402
-from pairbench.tools import AutoSsh, OpenSsh, Pairtund, Tunnel  # noqa: E402
+from pairbench.tools import AutoSsh, OpenSsh, Pairtund, Tunnel, in_turn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -74,10 +74,8 @@ class Bench:
         self.sshd.stop()
 
     def tools(self, run=0):
-        """Both tools, OpenSSH first in even runs and pairtund first in odd ones: whichever runs
-        first in a pair does measurably better (BENCHMARKS.md, "Order matters")."""
-        both = (("openssh", self.ssh), ("pairtund", self.pairtund))
-        return both if run % 2 == 0 else both[::-1]
+        """Both tools, in turn (`in_turn`): OpenSSH first in even runs, pairtund in odd ones."""
+        return in_turn((("openssh", self.ssh), ("pairtund", self.pairtund)), run)
 
     # ------------------------------------------------------------ data path
     def data(self):
@@ -206,7 +204,7 @@ class Bench:
             proxy_cmd(proxy, "heal")
 
         for run in range(1 if self.quick else 3):
-            for side, tool in (tools if run % 2 == 0 else tools[::-1]):
+            for side, tool in in_turn(tools, run):
                 # sshd killed with its sessions, down 3 s, restarted
                 self.recover(side, tool, self.sshd.port, base, restart,
                              "sshd restarted (down 3 s): sshd listening -> forward echoes")
@@ -246,7 +244,7 @@ class Bench:
         self.sshd.trust(proxy_port)
         setups = (("openssh", 0, self.ssh), ("pairtund", 0, self.pairtund), ("pairtund", 16 * MIB, self.pairtund))
         for run in range(1 if self.quick else 3):
-            for side, window, tool in (setups if run % 2 == 0 else setups[::-1]):
+            for side, window, tool in in_turn(setups, run):
                 entry = free_port()
                 tunnel = Tunnel([("L", entry, self.iperf_port)], cipher=LATENCY_CIPHER,
                                 ssh_port=proxy_port, window_size=window)

@@ -23,6 +23,14 @@ def builds(specs, ssh_allowed=False):
     return out
 
 
+def in_turn(items, run):
+    """`items` rotated by `run`: each run starts with the next one. Whichever tool goes first in
+    a round does measurably better (BENCHMARKS.md, "Order matters"), so no side may always go
+    first."""
+    k = run % len(items)
+    return tuple(items[k:]) + tuple(items[:k])
+
+
 @dataclass
 class Tunnel:
     forwards: list
