@@ -67,14 +67,24 @@ const FIRST_BUF: usize = 8 * 1024;
 /// Written buffers kept for reuse per connection (up to [`BUF`] bytes of capacity each).
 const RECYCLE: usize = 4;
 
-/// Bytes a connection may hold for its local peer. russh's session loop blocks on a full
-/// per-channel queue (and then serves no other channel, no window adjust, no keepalive:
-/// deps.md §2.8), and it re-opens the relay's window on receipt rather than on consumption, so
-/// nothing upstream slows the relay down. The channel side is therefore always drained into
-/// this buffer: a target that reads only while it can write back (an echo, sshd under bulk
-/// load) would otherwise deadlock the session against itself. Measured: a 64 MiB echo through
-/// `-R` ran up to ~19 MiB ahead in bursts.
+/// Memory a connection may hold for its local peer (see [`held`]). russh's session loop blocks
+/// on a full per-channel queue (and then serves no other channel, no window adjust, no
+/// keepalive: deps.md §2.8), and it re-opens the relay's window on receipt rather than on
+/// consumption, so nothing upstream slows the relay down. The channel side is therefore always
+/// drained into this buffer: a target that reads only while it can write back (an echo, sshd
+/// under bulk load) would otherwise deadlock the session against itself. Measured: a 64 MiB
+/// echo through `-R` ran up to ~19 MiB ahead in bursts.
 const HOLD_CAP: usize = 64 * 1024 * 1024;
+
+/// What one queued chunk costs beyond its buffer: the allocation's header and the queue slot.
+const CHUNK_OVERHEAD: usize = 64;
+
+/// The memory a queued chunk holds: its buffer's capacity, not the bytes in it, so a relay
+/// trickling small packets to a local peer that does not read cannot hold a 64 KiB buffer per
+/// byte.
+fn held(chunk: &Vec<u8>) -> usize {
+    chunk.capacity() + CHUNK_OVERHEAD
+}
 
 /// How long a full buffer may wait for room before the connection is cut: while it waits, the
 /// whole session waits.
@@ -125,7 +135,21 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let budget = Semaphore::new(HOLD_CAP);
+    copy_holding(rd, wr, counter, HOLD_CAP).await
+}
+
+/// [`copy_buffered`] with the memory it may hold (`cap`, in the units of [`held`]) given.
+async fn copy_holding<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    counter: &AtomicU64,
+    cap: usize,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let budget = Semaphore::new(cap);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     // Written buffers come back for reuse, so a steady transfer allocates (and page-faults in)
     // no new memory per read; a few are kept, the rest of a burst is freed.
@@ -156,11 +180,19 @@ where
             }
             if buf.len() == buf.capacity() {
                 size = BUF; // a full buffer: bulk data, take it in large pieces
+            } else if budget.available_permits() < cap && buf.len() < buf.capacity() / 2 {
+                // The writer is behind, so this chunk will wait: keep only its bytes (glibc
+                // shrinks in place), which keeps what is held at least half data. While the
+                // writer keeps up, buffers stay whole for reuse.
+                buf.shrink_to_fit();
             }
-            let held = tokio::time::timeout(FULL_WAIT, budget.acquire_many(buf.len() as u32));
-            match held.await {
+            let wanted = u32::try_from(held(&buf)).unwrap_or(u32::MAX);
+            match tokio::time::timeout(FULL_WAIT, budget.acquire_many(wanted)).await {
                 Ok(Ok(permit)) => permit.forget(),
-                _ => return Err(stalled("local peer is 64 MiB behind")),
+                _ => {
+                    let why = format!("holding {} MiB for the local peer", cap >> 20);
+                    return Err(stalled(&why));
+                }
             }
             if tx.send(buf).is_err() {
                 return Ok(()); // writer failed; its error is reported
@@ -174,7 +206,7 @@ where
                 Err(_) => return Err(stalled("local peer stopped reading")),
             }
             counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            budget.add_permits(chunk.len());
+            budget.add_permits(held(&chunk));
             let _ = recycle.try_send(chunk); // full or reader gone: just free it
         }
         wr.shutdown().await
@@ -285,6 +317,73 @@ mod tests {
         run_until_counted(copying, &counter, 2 * 32 * 1024).await;
         // 8 KiB first; after that whole packets (8 KiB reads throughout would be 8 writes).
         assert_eq!(channel.0, [8 * 1024, 24 * 1024, 32 * 1024]);
+    }
+
+    /// Like [`Packets`], but each packet arrives on its own: a read right after one finds
+    /// nothing yet (the reader is woken at once to try again).
+    struct Trickle {
+        packets: Packets,
+        arrived: bool,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            self.arrived = !self.arrived;
+            if !self.arrived {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Pin::new(&mut self.packets).poll_read(cx, buf)
+        }
+    }
+
+    /// Accepts nothing, ever: a local peer that stopped reading.
+    struct Stalled;
+
+    impl AsyncWrite for Stalled {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn small_packets_held_for_a_stalled_peer_are_charged_by_the_memory_they_keep() {
+        // One full first buffer switches the connection to 64 KiB buffers; then a trickle of
+        // one-byte packets that the local peer never takes.
+        let mut packets = VecDeque::from([vec![1u8; FIRST_BUF]]);
+        packets.extend((0..10_000).map(|_| vec![2u8]));
+        let mut channel = Trickle {
+            packets: Packets(packets),
+            arrived: false,
+        };
+        let counter = AtomicU64::new(0);
+        let cap = 64 * 1024;
+        let error = copy_holding(&mut channel, &mut Stalled, &counter, cap)
+            .await
+            .expect_err("the hold fills and the connection is cut");
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        // Each one-byte chunk kept as a byte (not a 64 KiB buffer) and charged with its
+        // overhead: the cut comes once the first chunk and about cap / CHUNK_OVERHEAD small
+        // ones are held (the last one read is the one refused). Charging bytes instead would
+        // take all 10,000 (each holding 64 KiB) and end at the stall timeout.
+        let admitted = 10_001 - channel.packets.0.len() - 1;
+        let fit = 1 + (cap - held(&vec![0; FIRST_BUF])) / held(&vec![0; 1]);
+        assert_eq!(admitted, fit, "chunks held within {cap} bytes");
+        assert!(error.to_string().contains("holding"), "{error}");
     }
 
     #[tokio::test(start_paused = true)]
