@@ -177,8 +177,10 @@ async fn a_network_change_keeps_a_session_that_still_answers() {
 }
 
 /// A dummy network link that exists while this value lives (created with `ip link`).
+#[cfg(target_os = "linux")]
 struct DummyLink(String);
 
+#[cfg(target_os = "linux")]
 impl DummyLink {
     /// `None` when links cannot be created here (no iproute2, not root).
     fn create() -> Option<DummyLink> {
@@ -191,6 +193,7 @@ impl DummyLink {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for DummyLink {
     fn drop(&mut self) {
         let _ = std::process::Command::new("ip")
