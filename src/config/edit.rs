@@ -105,12 +105,14 @@ pub fn drop_tunnel(source: &str, name: &str) -> Result<String, EditError> {
 /// Reads `path` (missing = empty), applies `edit`, validates the result with [`parse`] and
 /// replaces the file atomically, keeping its permission bits (new files are 0600, in a 0700
 /// directory created if needed). Returns the new configuration. A refused edit writes
-/// nothing; an edit that changes nothing writes nothing either.
+/// nothing; an edit that changes nothing writes nothing either. Edits of one file run one at a
+/// time (a lock on its directory), so concurrent ones do not lose each other's changes.
 pub fn edit_file(
     path: &Path,
     env: &Env,
     edit: impl FnOnce(&str) -> Result<String, EditError>,
 ) -> Result<Config, EditError> {
+    let _one_at_a_time = file::lock(path)?;
     let old = file::read(path)?;
     let new = match edit(&old) {
         // The loader's error names the file, line and column; prefer it when it has one.

@@ -29,9 +29,36 @@ pub(super) fn read(path: &Path) -> Result<String, EditError> {
     }
 }
 
-/// Replaces the file at `path` with `text`, atomically.
-pub(super) fn replace(path: &Path, text: &str) -> Result<(), EditError> {
-    // Write through a symlink rather than replace it: dotfile managers link the config in.
+/// Held while an edit reads, checks and replaces the file, so that edits running at once (the
+/// daemon serves requests concurrently; another process may edit too) apply one after the
+/// other instead of each writing over what the other read. The lock is on the file's
+/// directory: the file itself is replaced by each edit, so a lock on it would not cover the
+/// next one, and a lock file beside it would be litter.
+pub(super) struct Lock {
+    _held: File,
+}
+
+/// Waits for the edit lock of the config file at `path`. Until the file's directory exists
+/// (the first edit creates it), its nearest existing ancestor stands in for it.
+pub(super) fn lock(path: &Path) -> Result<Lock, EditError> {
+    let (_, dir) = target_and_dir(path);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let existing = dir.ancestors().find(|d| d.is_dir()).unwrap_or(&dir);
+        let file = File::open(existing).map_err(|e| io_error(path, e))?;
+        file.lock().map_err(|e| io_error(path, e))?;
+        // The directory may have been created while this waited on an ancestor: then lock it,
+        // where the edit that created it and any later one lock.
+        if existing == dir || !dir.is_dir() || tries == 3 {
+            return Ok(Lock { _held: file });
+        }
+    }
+}
+
+/// The file an edit writes (through a symlink: dotfile managers link the config in) and its
+/// directory.
+fn target_and_dir(path: &Path) -> (PathBuf, PathBuf) {
     let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     let target = if is_link {
         fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
@@ -42,6 +69,12 @@ pub(super) fn replace(path: &Path, text: &str) -> Result<(), EditError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
     };
+    (target, dir)
+}
+
+/// Replaces the file at `path` with `text`, atomically.
+pub(super) fn replace(path: &Path, text: &str) -> Result<(), EditError> {
+    let (target, dir) = target_and_dir(path);
     let mode = match fs::metadata(&target) {
         Ok(meta) => meta.permissions().mode() & 0o7777,
         Err(e) if e.kind() == io::ErrorKind::NotFound => NEW_FILE_MODE,

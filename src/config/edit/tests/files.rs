@@ -153,3 +153,44 @@ fn io_errors_name_the_path_and_leave_no_temporary_file() {
     );
     assert_eq!(listing(&path), ["config.toml", "dir"]);
 }
+
+#[test]
+fn edits_at_once_apply_one_after_the_other() {
+    let (_home, path, env) = setup(Some("# mine\n"), 0o600);
+    let (first_inside, second_may_start) = std::sync::mpsc::channel();
+    let (second_inside, first_hears) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let (path, env) = (&path, &env);
+        let first = s.spawn(move || {
+            edit_file(path, env, |text| {
+                first_inside.send(()).unwrap();
+                // Unlocked, the second edit would read the file now, before this one writes it,
+                // and write over this one's tunnel. Locked, it cannot start until this is done.
+                let _ = first_hears.recv_timeout(std::time::Duration::from_millis(300));
+                add_tunnel(text, &spec("a", "1001:h:22"))
+            })
+        });
+        second_may_start.recv().unwrap();
+        let second = edit_file(path, env, |text| {
+            let _ = second_inside.send(());
+            add_tunnel(text, &spec("b", "1002:h:22"))
+        });
+        first.join().unwrap().unwrap();
+        second.unwrap();
+    });
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("[tunnels.a]") && text.contains("[tunnels.b]"),
+        "both edits succeeded, so both tunnels must be in the file:\n{text}"
+    );
+    assert_eq!(listing(&path), ["config.toml"]);
+}
+
+#[test]
+fn the_first_edit_of_a_missing_directory_is_locked_too() {
+    let (home, path, env) = setup(None, 0o600);
+    edit_file(&path, &env, |t| add_tunnel(t, &spec("a", "1001:h:22"))).unwrap();
+    assert_eq!(listing(&path), ["config.toml"]);
+    // The home directory stood in for the missing one and holds nothing new.
+    assert_eq!(fs::read_dir(home.path()).unwrap().count(), 1);
+}
