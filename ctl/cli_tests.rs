@@ -103,6 +103,22 @@ fn up_wait_with_a_bad_value_is_a_usage_error() {
         "{e}"
     );
     usage_error(&["up"]);
+    // A deadline is formed from it: a value that would overflow the clock is refused.
+    for huge in [
+        "--wait=18446744073709551615",
+        "--wait=100000000000h",
+        "--wait=25h",
+    ] {
+        let e = usage_error(&["up", "jane", huge]);
+        assert!(e.contains("at most 24h"), "{e}");
+    }
+    assert_eq!(
+        command(&["up", "jane", "--wait=24h"]),
+        Command::Up {
+            name: name("jane"),
+            wait: Some(Duration::from_secs(24 * 3600))
+        }
+    );
 }
 
 #[test]

@@ -9,7 +9,14 @@ use std::time::Duration;
 /// What every duration error ends with, so users see the accepted shape.
 const EXPECTED: &str = "expected a number and a unit like \"250ms\", \"15s\", \"2m\", \"1h\"";
 
-/// Parses one or more `<integer><unit>` groups (units `ms`, `s`, `m`, `h`) and sums them.
+/// The longest duration any setting takes. Far beyond any sensible keepalive, timeout or
+/// backoff, and small enough that every sum and product the daemon forms from these settings
+/// (`keepalive_interval` times `keepalive_count + 1`, times 3; a clock reading plus a timeout)
+/// stays far from overflowing.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses one or more `<integer><unit>` groups (units `ms`, `s`, `m`, `h`) and sums them; at
+/// most [`MAX_DURATION`].
 ///
 /// `key` names the setting in the error message, e.g.
 /// `invalid duration "15 seconds" for keepalive_interval: expected a number and a unit like …`.
@@ -44,11 +51,14 @@ pub(crate) fn parse_duration(text: &str, key: &str) -> Result<Duration, String> 
             .ok_or_else(|| too_large(text, key))?;
         rest = after;
     }
+    if total > MAX_DURATION {
+        return Err(too_large(text, key));
+    }
     Ok(total)
 }
 
 fn too_large(text: &str, key: &str) -> String {
-    format!("duration {text:?} for {key} is too large")
+    format!("duration {text:?} for {key} is too large (at most 24h)")
 }
 
 #[cfg(test)]
@@ -97,5 +107,19 @@ mod tests {
         assert!(err.contains("too large"), "{err}");
         let err = parse_duration("18446744073709551615h", "k").unwrap_err();
         assert!(err.contains("too large"), "{err}");
+    }
+
+    #[test]
+    fn at_most_a_day_so_nothing_formed_from_it_overflows() {
+        assert_eq!(parse_duration("24h", "k"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("23h59m60s", "k"), Ok(MAX_DURATION));
+        assert_eq!(
+            parse_duration("24h1ms", "connect_timeout"),
+            Err("duration \"24h1ms\" for connect_timeout is too large (at most 24h)".to_owned())
+        );
+        // The largest value formed from settings: russh's inactivity timeout, three times the
+        // dead-link time (`keepalive_count` is at most 100), added to a clock reading.
+        let _ = std::time::Instant::now() + MAX_DURATION * 101 * 3;
+        let _ = tokio::time::Instant::now() + MAX_DURATION * 101 * 3;
     }
 }
