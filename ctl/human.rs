@@ -2,9 +2,28 @@
 //! summary of a tunnel's state that `up --wait` prints. Pure functions, so the table and the
 //! progress lines are tested without a clock or a daemon.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use pairtun::tunnel::{TunnelState, TunnelStatus};
+
+/// `text` with its control characters written as escapes (`\u{1b}`, `\n`): the daemon's
+/// messages quote the relay, and forwarded connections' requested hosts, which must not be able
+/// to move the cursor, retitle the window or set the clipboard of whoever reads `status` or
+/// `logs`, or forge a line of their own.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                c if c.is_control() => c.escape_default().to_string(),
+                c => c.to_string(),
+            })
+            .collect(),
+    )
+}
 
 /// A duration in its two largest units: `45s`, `3m12s`, `2h5m`, `3d4h`; sub-second is `0s`.
 pub fn duration(d: Duration) -> String {
@@ -87,12 +106,13 @@ pub fn state_line(t: &TunnelStatus) -> String {
     }
     let failing = matches!(t.state, TunnelState::Backoff | TunnelState::Failed);
     if let Some(e) = t.last_error.as_ref().filter(|_| failing) {
-        line = format!("{line}: {}: {}", e.class, e.message);
+        line = format!("{line}: {}: {}", e.class, printable(&e.message));
     }
     if t.state == TunnelState::Degraded {
         let broken: Vec<_> = t.forwards.iter().filter(|f| f.error.is_some()).collect();
         for f in broken {
-            line = format!("{line}; {} {}", f.spec, f.error.as_deref().unwrap_or(""));
+            let error = printable(f.error.as_deref().unwrap_or(""));
+            line = format!("{line}; {} {error}", f.spec);
         }
     }
     line
@@ -101,6 +121,16 @@ pub fn state_line(t: &TunnelStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert!(matches!(printable("relay: refused"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("evil\u{1b}]52;c;aGk=\u{7}.com:80\nfake line"),
+            "evil\\u{1b}]52;c;aGk=\\u{7}.com:80\\nfake line"
+        );
+        assert_eq!(printable("caf\u{e9} \u{9b}2J"), "caf\u{e9} \\u{9b}2J");
+    }
 
     #[test]
     fn durations_keep_two_units() {

@@ -58,7 +58,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if let Some(message) = failure.message() {
-                eprintln!("pairtunctl: {message}");
+                // Line by line: several-line messages are ours; what they quote is escaped.
+                let lines: Vec<_> = message.split('\n').map(human::printable).collect();
+                eprintln!("pairtunctl: {}", lines.join("\n"));
             }
             ExitCode::from(failure.exit_code())
         }

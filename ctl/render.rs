@@ -115,10 +115,15 @@ fn details(t: &TunnelStatus) -> Vec<String> {
     // `last_error` outlives recovery; under an `up` or `stopped` tunnel it would be noise.
     let troubled = !matches!(t.state, TunnelState::Up | TunnelState::Stopped);
     if let Some(e) = t.last_error.as_ref().filter(|_| troubled) {
-        lines.push(format!("  error ({}): {}", e.class, e.message));
+        lines.push(format!(
+            "  error ({}): {}",
+            e.class,
+            human::printable(&e.message)
+        ));
     }
     for f in &t.forwards {
         if let Some(error) = &f.error {
+            let error = human::printable(error);
             lines.push(format!("    {}: {error}", forward_name(f)));
         }
     }
@@ -194,9 +199,10 @@ pub fn log_line(event: &LogEvent, colour: bool) -> String {
         (true, "warn") => Colour::Yellow.paint(&level),
         _ => level,
     };
+    let message = human::printable(&event.message);
     match &event.tunnel {
-        Some(tunnel) => format!("{} {level} {tunnel}: {}", event.time, event.message),
-        None => format!("{} {level} {}", event.time, event.message),
+        Some(tunnel) => format!("{} {level} {tunnel}: {message}", event.time),
+        None => format!("{} {level} {message}", event.time),
     }
 }
 

@@ -161,6 +161,12 @@ fn log_lines_with_and_without_a_tunnel() {
         log_line(&event, true),
         "2026-11-23T10:00:00.000Z info  tunnel state backoff"
     );
+    // A message quoting what a SOCKS client asked for cannot drive the terminal.
+    event.message = "relay could not open \x1b]0;pwned\x07:80".to_owned();
+    assert_eq!(
+        log_line(&event, false),
+        "2026-11-23T10:00:00.000Z info  relay could not open \\u{1b}]0;pwned\\u{7}:80"
+    );
 }
 
 #[test]
