@@ -89,18 +89,29 @@ fn tune(tcp: &TcpStream, timing: &Timing) -> io::Result<()> {
     // Interactive traffic: without this every new -R connection pays ~40 ms to Nagle.
     tcp.set_nodelay(true)?;
     let sock = socket2::SockRef::from(tcp);
-    // The kernel counts TCP keepalive in whole seconds and rejects 0 (EINVAL): a sub-second
-    // SSH keepalive gets the shortest TCP one.
-    let idle = timing.keepalive_interval.max(Duration::from_secs(1));
+    // The kernel counts TCP keepalive in whole seconds and rejects 0 and anything above
+    // 32767 (EINVAL): a sub-second SSH keepalive gets the shortest TCP one, one of hours the
+    // longest (the SSH keepalive still decides).
+    let idle = timing
+        .keepalive_interval
+        .clamp(Duration::from_secs(1), LONGEST_TCP_KEEPIDLE);
     sock.set_tcp_keepalive(
         &socket2::TcpKeepalive::new()
             .with_time(idle)
             .with_interval(idle.min(Duration::from_secs(10))),
     )?;
+    // An `int` of milliseconds (EINVAL above ~24.8 days).
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    sock.set_tcp_user_timeout(Some(dead_after(timing)))?;
+    sock.set_tcp_user_timeout(Some(dead_after(timing).min(LONGEST_TCP_USER_TIMEOUT)))?;
     Ok(())
 }
+
+/// The longest `TCP_KEEPIDLE` Linux takes (`MAX_TCP_KEEPIDLE`).
+const LONGEST_TCP_KEEPIDLE: Duration = Duration::from_secs(32767);
+
+/// The longest `TCP_USER_TIMEOUT`: `i32::MAX` milliseconds.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const LONGEST_TCP_USER_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// How long silence lasts before the path counts as dead: `(count + 1) × interval`.
 pub fn dead_after(timing: &Timing) -> Duration {
@@ -167,12 +178,14 @@ mod tests {
         }
     }
 
-    /// Regression: a sub-second keepalive once made TCP_KEEPIDLE 0, which the kernel rejects.
+    /// Regression: a sub-second keepalive once made TCP_KEEPIDLE 0, and one of 10 h made it
+    /// 36000, both of which the kernel rejects: every dial failed.
     #[tokio::test]
-    async fn sub_second_keepalives_still_dial() {
+    async fn keepalives_of_any_accepted_length_still_dial() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        for interval in [Duration::from_millis(250), Duration::from_secs(15)] {
+        let longest = crate::config::MAX_DURATION;
+        for interval in [Duration::from_millis(250), Duration::from_secs(15), longest] {
             let deadline = Instant::now() + Duration::from_secs(5);
             dial_relay("127.0.0.1", port, &timing(interval), deadline)
                 .await

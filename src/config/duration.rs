@@ -13,7 +13,7 @@ const EXPECTED: &str = "expected a number and a unit like \"250ms\", \"15s\", \"
 /// backoff, and small enough that every sum and product the daemon forms from these settings
 /// (`keepalive_interval` times `keepalive_count + 1`, times 3; a clock reading plus a timeout)
 /// stays far from overflowing.
-pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses one or more `<integer><unit>` groups (units `ms`, `s`, `m`, `h`) and sums them; at
 /// most [`MAX_DURATION`].

@@ -22,6 +22,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use duration::MAX_DURATION;
 pub use edit::{EditError, add_tunnel, drop_tunnel, edit_file};
 pub use env::{Env, default_path};
 pub use error::ConfigError;
