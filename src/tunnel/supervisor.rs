@@ -30,6 +30,12 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// keepalive bound, if shorter) is replaced.
 const WAKEUP_PROBE: Duration = Duration::from_secs(3);
 
+/// A wake-up restarts an attempt that has been running at least this long: it may be stuck on
+/// the path that just went away. A younger one began on the new network already (netlink
+/// reports a change as a burst of messages), and is left to finish; if it fails, the retry
+/// follows at once.
+const RESTART_ATTEMPT_AFTER: Duration = Duration::from_secs(1);
+
 /// Why the enabled phase ended.
 enum Exit {
     /// `down`: stay stopped until `up`.
@@ -41,7 +47,8 @@ enum Exit {
 /// How a served session ended.
 enum Served {
     Lost(TunnelError, Duration),
-    Stale(TunnelError),
+    /// Found dead by the check after a wake-up; how long it had lasted.
+    Stale(TunnelError, Duration),
     Command(Command),
     Shutdown,
 }
@@ -190,24 +197,43 @@ impl Supervisor {
     /// Sessions attempted, served and retried until disabled or shut down.
     async fn connect_loop(&mut self) -> Exit {
         let mut attempt = 0;
-        loop {
+        'attempts: loop {
             attempt += 1;
             let started = Instant::now();
             self.reporter
                 .set_state(TunnelState::Connecting, attempt, None, None);
             let shared = SessionShared::new(self.counters.clone());
             let deadline = Instant::now() + self.config.timing.connect_timeout;
-            let connected = tokio::select! {
-                _ = self.cancel.cancelled() => return Exit::Shutdown,
-                c = super::next(&mut self.commands) => match c {
-                    None => return Exit::Shutdown,
-                    Some(Command::Down) => return Exit::Disabled,
-                    Some(Command::Up | Command::Restart) => { self.backoff.reset(); attempt = 0; continue; }
-                },
-                r = ssh::connect(&self.config, shared.clone(), deadline) => r,
+            // A wake-up during an attempt too young to restart: its failure is retried at once.
+            let mut woken = false;
+            let connected = {
+                let connecting = ssh::connect(&self.config, shared.clone(), deadline);
+                tokio::pin!(connecting);
+                loop {
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return Exit::Shutdown,
+                        e = super::next_event(&mut self.commands) => match e {
+                            None => return Exit::Shutdown,
+                            Some(Event::Command(Command::Down)) => return Exit::Disabled,
+                            // Already connecting: a script repeating `up` must not keep restarting it.
+                            Some(Event::Command(Command::Up)) => {}
+                            Some(Event::Command(Command::Restart)) => {
+                                self.backoff.reset();
+                                attempt = 0;
+                                continue 'attempts;
+                            }
+                            Some(Event::Wakeup(why)) if started.elapsed() >= RESTART_ATTEMPT_AFTER => {
+                                tracing::info!(tunnel = %self.config.name, %why, "starting the attempt over on the new path");
+                                continue 'attempts;
+                            }
+                            Some(Event::Wakeup(_)) => woken = true,
+                        },
+                        r = &mut connecting => break r,
+                    }
+                }
             };
             let (error, immediate) = match connected {
-                Err(e) => (e, false),
+                Err(e) => (e, woken),
                 Ok(ssh::Connected { handle, jumps }) => match self
                     .serve(
                         Live {
@@ -227,8 +253,11 @@ impl Supervisor {
                         continue;
                     }
                     // Checked after a wake-up and found dead: replace it at once.
-                    Served::Stale(e) => {
+                    Served::Stale(e, lasted) => {
                         attempt = 0;
+                        if lasted >= HEALTHY_AFTER {
+                            self.backoff.reset();
+                        }
                         (e, true)
                     }
                     Served::Lost(e, lasted) => {
@@ -386,7 +415,7 @@ impl Supervisor {
                     Some(Event::Command(c)) => break Served::Command(c),
                     Some(Event::Wakeup(why)) => {
                         if let Err(e) = self.answers(&live, why).await {
-                            break Served::Stale(e);
+                            break Served::Stale(e, started.elapsed());
                         }
                     }
                     None => break Served::Shutdown,

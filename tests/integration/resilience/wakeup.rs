@@ -15,6 +15,7 @@ use super::{UP_WITHIN, addr, behind_proxy};
 use crate::harness::{Relay, StateLog, local_spec, start_daemon, wait_for, wait_up};
 use crate::support::echo::{EchoServer, roundtrip_async};
 use crate::support::sshd::free_port;
+use crate::support::wait::until_async;
 
 /// Keepalives that would take 90 s to declare a path dead, and a backoff that would wait a
 /// minute: what the wake-up must beat.
@@ -149,6 +150,41 @@ async fn a_network_change_retries_now_instead_of_waiting_out_the_backoff() {
     let changed = Instant::now();
     wait_up(&daemon, "roam", Duration::from_secs(10)).await;
     eprintln!("network change → up: {:?}", changed.elapsed());
+}
+
+/// An attempt stuck on a path that died (its handshake parked at the proxy) is not waited out
+/// to `connect_timeout` and then a minute's backoff: a network change starts it over (or, if
+/// it had only just begun, retries as soon as it fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_change_during_a_hanging_attempt_retries_now() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let proxy = behind_proxy(&relay);
+    proxy.blackhole(); // the first attempt's connection is parked: its handshake hangs
+    let toml = relay.tunnel_via(
+        "roam",
+        proxy.port(),
+        vec![local_spec(free_port(), 9)],
+        vec![],
+        "",
+    );
+    let daemon = Arc::new(start_daemon(relay.dir.path(), &slow(toml)));
+    let seam = Seam::attach(&daemon);
+    let parked = || async { proxy.connections() > 0 };
+    until_async("an attempt parked at the proxy", UP_WITHIN, parked).await;
+    let p = &daemon.status(Some("roam")).unwrap()[0];
+    assert_eq!(p.state, TunnelState::Connecting, "{p:#?}");
+    proxy.strand(); // the old path is dead for good,
+    proxy.heal(); // and a new one works
+    seam.network.send(()).await.unwrap();
+    let changed = Instant::now();
+    // Without the wake-up: connect_timeout (5 s), then a 60 s backoff step.
+    wait_up(&daemon, "roam", Duration::from_secs(15)).await;
+    eprintln!(
+        "network change during an attempt → up: {:?}",
+        changed.elapsed()
+    );
 }
 
 /// A network change on a healthy path costs one keepalive round trip, not the session.
