@@ -6,6 +6,8 @@ mod args;
 mod diff;
 mod events;
 mod handler;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ pub use handler::ControlHandler;
 
 use crate::config::{self, Config, ConfigError, EditError, Env, TunnelName};
 use crate::protocol::{ErrorKind, TunnelSpec};
-use crate::tunnel::{Command, Message, Published, TunnelHandle, TunnelStatus};
+use crate::tunnel::{Command, Grace, Message, Published, TunnelHandle, TunnelState, TunnelStatus};
 use crate::wakeup::Wakeup;
 
 /// A failed operation: what kind, and a message for the user.
@@ -35,7 +37,8 @@ pub struct Daemon {
     /// The config file (add/drop/reload work on it), and how paths in it expand.
     file: Option<PathBuf>,
     env: Env,
-    grace: Duration,
+    /// `shutdown_grace`, shared with every tunnel; a reload updates it.
+    grace: Grace,
     /// Woken whenever any tunnel changes state (or tunnels come and go).
     changed: Arc<Notify>,
 }
@@ -50,7 +53,7 @@ impl Daemon {
     /// Starts a supervisor per tunnel (autostart tunnels connect at once). Must be called within
     /// a tokio runtime. `env` expands paths when the file is re-read.
     pub fn start(config: &Config, env: Env) -> Self {
-        let grace = config.shutdown_grace;
+        let grace = Grace::new(config.shutdown_grace);
         let changed = Arc::new(Notify::new());
         let tunnels = config
             .tunnels
@@ -58,7 +61,7 @@ impl Daemon {
             .map(|(name, tunnel)| {
                 (
                     name.clone(),
-                    TunnelHandle::spawn(tunnel.clone(), grace, changed.clone()),
+                    TunnelHandle::spawn(tunnel.clone(), grace.clone(), changed.clone()),
                 )
             })
             .collect();
@@ -206,7 +209,7 @@ impl Daemon {
         tracing::info!(tunnel = %name, temporary, "tunnel added");
         state.tunnels.insert(
             name,
-            TunnelHandle::spawn(tunnel, self.grace, self.changed.clone()),
+            TunnelHandle::spawn(tunnel, self.grace.clone(), self.changed.clone()),
         );
         self.changed.notify_one();
         Ok(())
@@ -257,6 +260,7 @@ impl Daemon {
             .await
             .map_err(|e| ConfigError::whole_file(&file, format!("reload failed: {e}")))??;
         warn_unhonoured(&new);
+        self.grace.set(new.shutdown_grace);
         let (d, stopped) = {
             let mut state = self.lock();
             let running = state
@@ -266,16 +270,32 @@ impl Daemon {
                 .collect();
             let d = diff(&running, &state.temporary, &new);
             let mut stopped = Vec::new();
+            // A changed tunnel keeps what the user made of it (`down` stays down until `up`,
+            // SPEC §3), unless the change itself turns `autostart` on.
+            let mut enabled = BTreeMap::new();
             for name in d.removed.iter().chain(&d.changed) {
                 state.temporary.remove(name);
-                stopped.extend(state.tunnels.remove(name));
+                if let Some(old) = state.tunnels.remove(name) {
+                    let was_enabled = old.status().state != TunnelState::Stopped;
+                    enabled.insert(name.clone(), (was_enabled, old.config().autostart));
+                    stopped.push(old);
+                }
             }
             for name in d.added.iter().chain(&d.changed) {
                 if let Some(tunnel) = new.tunnels.get(name) {
-                    state.tunnels.insert(
-                        name.clone(),
-                        TunnelHandle::spawn(tunnel.clone(), self.grace, self.changed.clone()),
+                    let on = match enabled.get(name) {
+                        Some(&(was_enabled, was_autostart)) => {
+                            was_enabled || (tunnel.autostart && !was_autostart)
+                        }
+                        None => tunnel.autostart,
+                    };
+                    let handle = TunnelHandle::spawn_enabled(
+                        tunnel.clone(),
+                        on,
+                        self.grace.clone(),
+                        self.changed.clone(),
                     );
+                    state.tunnels.insert(name.clone(), handle);
                 }
             }
             (d, stopped)
@@ -294,7 +314,7 @@ impl Daemon {
 
     /// Stops every tunnel at once (each gets the grace period for its live connections).
     pub async fn shutdown(&self) {
-        tracing::info!(grace = ?self.grace, "shutting down");
+        tracing::info!(grace = ?self.grace.get(), "shutting down");
         let tunnels = std::mem::take(&mut self.lock().tunnels);
         futures_util::future::join_all(tunnels.into_values().map(TunnelHandle::shutdown)).await;
         tracing::info!("all tunnels stopped");

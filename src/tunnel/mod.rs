@@ -90,6 +90,31 @@ async fn next_event(messages: &mut mpsc::Receiver<Message>) -> Option<Event> {
     }
 }
 
+/// How long live connections may continue once a tunnel is told to stop (`shutdown_grace`).
+/// Shared by every tunnel and read when one stops, so a reload that changes it applies to the
+/// tunnels already running too.
+#[derive(Clone, Debug)]
+pub struct Grace(Arc<std::sync::atomic::AtomicU64>);
+
+impl Grace {
+    pub fn new(grace: Duration) -> Self {
+        Grace(Arc::new(std::sync::atomic::AtomicU64::new(millis(grace))))
+    }
+
+    pub fn set(&self, grace: Duration) {
+        self.0
+            .store(millis(grace), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Duration {
+        Duration::from_millis(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The handle to a running tunnel task.
 pub struct TunnelHandle {
     config: Arc<TunnelConfig>,
@@ -103,13 +128,26 @@ pub struct TunnelHandle {
 impl TunnelHandle {
     /// Starts the tunnel's task; it connects at once if `autostart` is set. `grace` bounds how
     /// long live connections may continue once the tunnel is told to stop.
-    pub fn spawn(config: TunnelConfig, grace: Duration, changed: Arc<tokio::sync::Notify>) -> Self {
+    pub fn spawn(config: TunnelConfig, grace: Grace, changed: Arc<tokio::sync::Notify>) -> Self {
+        let enabled = config.autostart;
+        Self::spawn_enabled(config, enabled, grace, changed)
+    }
+
+    /// [`TunnelHandle::spawn`], connecting at once if `enabled` whatever `autostart` says: a
+    /// tunnel replaced by a reload keeps the user's `up` or `down`.
+    pub fn spawn_enabled(
+        config: TunnelConfig,
+        enabled: bool,
+        grace: Grace,
+        changed: Arc<tokio::sync::Notify>,
+    ) -> Self {
         let config = Arc::new(config);
         let (commands, rx) = mpsc::channel(16);
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
         let sup = supervisor::Supervisor::new(
             config.clone(),
+            enabled,
             rx,
             counters.clone(),
             cancel.clone(),

@@ -79,21 +79,25 @@ pub struct Supervisor {
     reporter: Reporter,
     counters: Arc<Counters>,
     cancel: CancellationToken,
-    grace: Duration,
+    grace: super::Grace,
     backoff: Backoff,
     session_tx: watch::Sender<Option<Arc<Live>>>,
     listeners: Option<Listeners>,
     /// A connection is waiting on a listener for a session (see [`ListenerContext::demand`]).
     demand: Arc<tokio::sync::Notify>,
+    /// Whether to connect at once: `autostart`, or the running tunnel's state when a reload
+    /// replaces it.
+    enabled: bool,
 }
 
 impl Supervisor {
     pub fn new(
         config: Arc<TunnelConfig>,
+        enabled: bool,
         commands: mpsc::Receiver<super::Message>,
         counters: Arc<Counters>,
         cancel: CancellationToken,
-        grace: Duration,
+        grace: super::Grace,
         changed: Arc<tokio::sync::Notify>,
     ) -> Self {
         let forwards = forward_statuses(&config);
@@ -104,6 +108,7 @@ impl Supervisor {
             listeners: None,
             demand: Arc::new(tokio::sync::Notify::new()),
             config,
+            enabled,
             commands,
             counters,
             cancel,
@@ -117,7 +122,7 @@ impl Supervisor {
 
     /// Runs until the tunnel is shut down; never fails.
     pub async fn run(mut self) {
-        let mut enabled = self.config.autostart;
+        let mut enabled = self.enabled;
         loop {
             if !enabled {
                 // Listeners are closed and there is no session: nothing is established.
@@ -466,8 +471,9 @@ impl Supervisor {
         if self.counters.connections.load(Ordering::Relaxed) == 0 {
             return;
         }
-        tracing::info!(tunnel = %self.config.name, grace = ?self.grace, "waiting for live connections");
-        if tokio::time::timeout(self.grace, self.counters.wait_idle())
+        let grace = self.grace.get();
+        tracing::info!(tunnel = %self.config.name, ?grace, "waiting for live connections");
+        if tokio::time::timeout(grace, self.counters.wait_idle())
             .await
             .is_err()
         {
