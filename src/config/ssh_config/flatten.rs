@@ -88,7 +88,8 @@ impl Flattener<'_> {
             match keyword.as_str() {
                 "host" => {
                     in_match = false;
-                    host_line = format!("Host {args}");
+                    // Patterns match without regard to case, as in ssh (`match_hostname`).
+                    host_line = format!("Host {}", args.to_lowercase());
                     self.push(&host_line);
                 }
                 "match" => {

@@ -97,12 +97,13 @@ impl SshConfig {
         SshConfig { parsed, warnings }
     }
 
-    /// The settings for `alias`, as `ssh alias` would see them.
+    /// The settings for `alias`, as `ssh alias` would see them (ssh lowercases the name
+    /// before matching it against `Host` patterns).
     pub fn host(&self, alias: &str) -> HostEntry {
         let Some(parsed) = &self.parsed else {
             return HostEntry::default();
         };
-        let params = parsed.query(alias);
+        let params = parsed.query(alias.to_lowercase());
         let identities_only = params
             .unsupported_fields
             .iter()

@@ -47,6 +47,16 @@ fn patterns_negation_and_percent_h() {
 }
 
 #[test]
+fn host_names_and_patterns_match_without_regard_to_case() {
+    let c = config("Host Saturn\n  HostName saturn.example.org\n  User jane\n");
+    assert_eq!(c.host("saturn").user.as_deref(), Some("jane"));
+    let c = config("Host saturn *.LAB\n  User jane\n");
+    assert_eq!(c.host("SATURN").user.as_deref(), Some("jane"));
+    assert_eq!(c.host("a.lab").user.as_deref(), Some("jane"));
+    assert_eq!(c.host("mars").user, None);
+}
+
+#[test]
 fn proxy_jump_chain_and_none() {
     let c = config("Host inner\n  ProxyJump a,b:2222\nHost direct\n  ProxyJump none\n");
     assert_eq!(
