@@ -2,6 +2,7 @@
 //! session: the task scope its connections live in, the `-R` routing table, and why it ended.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -51,6 +52,9 @@ pub struct SessionShared {
     /// The relay's description of the latest refused channel open, numbered so a waiter sees
     /// a new one (russh gives the error only the reason code; the text goes to the handler).
     pub open_failures: watch::Sender<(u64, String)>,
+    /// Bytes read from the relay's socket: arriving data is proof of life while a keepalive
+    /// answer waits behind it.
+    pub received: AtomicU64,
 }
 
 /// How long a refused opener waits for the relay's description, which russh hands to the
@@ -68,6 +72,7 @@ impl SessionShared {
             host_key_error: Mutex::new(None),
             end_reason: Mutex::new(None),
             open_failures: watch::Sender::new((0, String::new())),
+            received: AtomicU64::new(0),
         })
     }
 

@@ -27,7 +27,7 @@ use crate::wakeup::Wakeup;
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
 /// After a wake-up, a session that does not answer a keepalive this fast (or within its
-/// keepalive bound, if shorter) is replaced.
+/// keepalive bound, if shorter), and over which nothing arrived meanwhile, is replaced.
 const WAKEUP_PROBE: Duration = Duration::from_secs(3);
 
 /// A wake-up restarts an attempt that has been running at least this long: it may be stuck on
@@ -330,22 +330,47 @@ impl Supervisor {
     /// died while the machine slept, or whose address went away, would otherwise hold the
     /// tunnel until keepalives time out.
     async fn answers(&self, live: &Live, why: Wakeup) -> Result<(), TunnelError> {
-        let within = WAKEUP_PROBE.min(crate::net::dead_after(&self.config.timing));
-        let ping = tokio::time::timeout(within, live.handle.send_ping());
-        tokio::select! {
-            // Ended meanwhile: the serve loop reports why.
-            _ = live.shared.ended.cancelled() => Ok(()),
-            r = ping => match r {
-                Ok(Ok(())) => {
-                    tracing::debug!(tunnel = %self.config.name, %why, "session still answers");
-                    Ok(())
+        let dead_after = crate::net::dead_after(&self.config.timing);
+        let step = WAKEUP_PROBE.min(dead_after);
+        let started = Instant::now();
+        let ping = live.handle.send_ping();
+        tokio::pin!(ping);
+        let received = || {
+            live.shared
+                .received
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let mut seen = received();
+        loop {
+            tokio::select! {
+                // Ended meanwhile: the serve loop reports why.
+                _ = live.shared.ended.cancelled() => return Ok(()),
+                r = &mut ping => {
+                    if r.is_ok() {
+                        tracing::debug!(tunnel = %self.config.name, %why, "session still answers");
+                        return Ok(());
+                    }
+                    break;
                 }
-                _ => Err(TunnelError::new(
-                    ErrorClass::Timeout,
-                    format!("no keepalive reply within {} ms ({why})", within.as_millis()),
-                )),
-            },
+                _ = tokio::time::sleep(step) => {
+                    // A busy session's answer waits behind the data in flight: while data keeps
+                    // arriving the path is alive (a dead one's buffered bytes are read within a
+                    // step), so wait on, up to the keepalive's own bound.
+                    let now = received();
+                    if now == seen || started.elapsed() >= dead_after {
+                        break;
+                    }
+                    seen = now;
+                }
+            }
         }
+        Err(TunnelError::new(
+            ErrorClass::Timeout,
+            format!(
+                "no keepalive reply within {} ms ({why})",
+                started.elapsed().as_millis()
+            ),
+        ))
     }
 
     /// Publishes the failure and returns the delay before the next attempt (`None`: wait for
