@@ -73,9 +73,12 @@ impl ClientHandler {
         match known_hosts::check(path, host, *port, key) {
             Ok(Verdict::Known) => Ok(()),
             Ok(Verdict::Unknown) if *policy == HostKeyPolicy::AcceptNew => {
+                // Not a key mismatch: retried (at the longest backoff) rather than held until
+                // the user acts, as a file that cannot be read or written today may be
+                // tomorrow (a home directory not mounted yet after resume).
                 known_hosts::learn(path, host, *port, key).map_err(|e| {
                     TunnelError::new(
-                        ErrorClass::HostKey,
+                        ErrorClass::Config,
                         format!("cannot record host key for {name} in {shown}: {e}"),
                     )
                 })?;
@@ -95,7 +98,10 @@ impl ClientHandler {
                 "host key {fingerprint} for {name} is revoked ({}:{line})",
                 path.display()
             )),
-            Err(e) => error(format!("cannot read known_hosts {shown}: {e}")),
+            Err(e) => Err(TunnelError::new(
+                ErrorClass::Config,
+                format!("cannot read known_hosts {shown}: {e}"),
+            )),
         }
     }
 }
@@ -226,5 +232,41 @@ impl ClientHandler {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILyP+TPE39WpDddN5WhSTkVSj5T9bHvDjlqfjUXAvkxg";
+
+    fn verdict(known_hosts: PathBuf, policy: HostKeyPolicy) -> TunnelError {
+        let check = HostKeyCheck {
+            host: "relay.example.org".into(),
+            port: 22,
+            known_hosts,
+            policy,
+        };
+        let handler = ClientHandler::new(check, SessionShared::new(Default::default()));
+        let key = russh::keys::PublicKey::from_openssh(KEY).unwrap();
+        handler.verify(&key).unwrap_err()
+    }
+
+    /// Only a key that does not match holds the tunnel until the user acts; a known_hosts file
+    /// that cannot be read or written is retried.
+    #[test]
+    fn known_hosts_that_cannot_be_read_is_not_a_key_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: reading it fails (for root too).
+        let unreadable = verdict(dir.path().to_owned(), HostKeyPolicy::Strict);
+        assert_eq!(unreadable.class, ErrorClass::Config, "{unreadable:?}");
+        assert!(
+            unreadable.message.contains("cannot read known_hosts"),
+            "{unreadable:?}"
+        );
+        let unknown = verdict(dir.path().join("known_hosts"), HostKeyPolicy::Strict);
+        assert_eq!(unknown.class, ErrorClass::HostKey, "{unknown:?}");
     }
 }
