@@ -48,7 +48,7 @@ impl EventLog {
         self.live.subscribe()
     }
 
-    fn push(&self, event: LogEvent) {
+    pub(super) fn push(&self, event: LogEvent) {
         if let Ok(mut recent) = self.recent.lock() {
             if recent.len() == KEEP {
                 recent.pop_front();

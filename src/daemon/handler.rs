@@ -112,28 +112,49 @@ fn changes(receivers: Vec<watch::Receiver<Published>>) -> (mpsc::Receiver<()>, J
     (rx, set)
 }
 
+/// `status --watch`: a status whenever a watched tunnel changes, following tunnels as they
+/// come and go (`add`, `drop`, `reload`). A named watch ends (`ok`) when its tunnel goes; every
+/// watch ends when the daemon stops.
 fn watch_stream(daemon: Arc<Daemon>, name: Option<String>) -> Reply {
-    let receivers = match daemon.watch(name.as_deref()) {
-        Ok(r) => r,
+    let tunnels = match daemon.status(name.as_deref()) {
+        Ok(tunnels) => tunnels,
         Err(e) => return Reply::One(error(e)),
     };
     let (out, reply) = mpsc::channel(4);
+    // Queued before the reply is returned: the server sends what is queued before it looks at
+    // input, so a client that half-closes after its request (`echo … | socat`) still gets it.
+    let mut queued = out.try_send(Response::Status { tunnels }).is_ok();
     tokio::spawn(async move {
-        let (mut changed, _tasks) = changes(receivers);
-        loop {
-            let status = match daemon.status(name.as_deref()) {
-                Ok(tunnels) => Response::Status { tunnels },
-                Err(e) => {
-                    let _ = out.send(error(e)).await;
+        let mut roster = daemon.roster();
+        'tunnels: loop {
+            let stopping = *roster.borrow_and_update();
+            let receivers = match daemon.watch(name.as_deref()) {
+                Ok(receivers) if !stopping => receivers,
+                _ => {
+                    let _ = out.send(Response::ok()).await;
                     return;
                 }
             };
-            if out.send(status).await.is_err() {
-                return;
-            }
-            tokio::select! {
-                c = changed.recv() => if c.is_none() { let _ = out.send(Response::ok()).await; return },
-                _ = out.closed() => return,
+            // Nothing to follow (no tunnels yet, or theirs ended): only the roster can change.
+            let mut following = !receivers.is_empty();
+            let (mut changed, _tasks) = changes(receivers);
+            loop {
+                let status = match daemon.status(name.as_deref()) {
+                    Ok(tunnels) => Response::Status { tunnels },
+                    // Gone between the roster's change and here: the next round ends it.
+                    Err(_) => continue 'tunnels,
+                };
+                if !std::mem::take(&mut queued) && out.send(status).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    c = changed.recv(), if following => following = c.is_some(),
+                    r = roster.changed() => match r {
+                        Ok(()) => continue 'tunnels,
+                        Err(_) => { let _ = out.send(Response::ok()).await; return }
+                    },
+                    _ = out.closed() => return,
+                }
             }
         }
     });
@@ -150,6 +171,12 @@ fn wait_stream(
     stale: (TunnelState, std::time::SystemTime),
 ) -> Reply {
     let (out, reply) = mpsc::channel(4);
+    // Queued before the reply is returned: the server sends what is queued before it looks at
+    // input, so a client that half-closes after its request (`echo … | socat`) still gets it.
+    let mut queued = match daemon.status(Some(&name)) {
+        Ok(tunnels) => out.try_send(Response::Status { tunnels }).is_ok(),
+        Err(_) => false,
+    };
     tokio::spawn(async move {
         let waited = tokio::time::timeout(WAIT_LIMIT, async {
             loop {
@@ -157,7 +184,8 @@ fn wait_stream(
                     let p = rx.borrow_and_update();
                     (p.state, p.since, p.last_error.clone())
                 };
-                if let Ok(tunnels) = daemon.status(Some(&name))
+                if !std::mem::take(&mut queued)
+                    && let Ok(tunnels) = daemon.status(Some(&name))
                     && out.send(Response::Status { tunnels }).await.is_err()
                 {
                     return;
@@ -199,17 +227,17 @@ fn logs_stream(name: Option<String>, follow: bool) -> Reply {
     // Subscribe before taking the backlog so nothing falls between the two.
     let mut live = log.follow();
     let backlog = log.recent(name.as_deref());
-    let (out, reply) = mpsc::channel(64);
+    // The backlog (and, without `follow`, the end) queued before the reply is returned, as in
+    // `watch_stream`; room for 64 more while following.
+    let (out, reply) = mpsc::channel(backlog.len() + 64);
+    for event in backlog {
+        let _ = out.try_send(Response::Log { event });
+    }
+    if !follow {
+        let _ = out.try_send(Response::ok());
+        return Reply::Stream(reply);
+    }
     tokio::spawn(async move {
-        for event in backlog {
-            if out.send(Response::Log { event }).await.is_err() {
-                return;
-            }
-        }
-        if !follow {
-            let _ = out.send(Response::ok()).await;
-            return;
-        }
         loop {
             let event = tokio::select! {
                 e = live.recv() => e,

@@ -41,6 +41,9 @@ pub struct Daemon {
     grace: Grace,
     /// Woken whenever any tunnel changes state (or tunnels come and go).
     changed: Arc<Notify>,
+    /// Marked changed whenever tunnels come or go (`status --watch` follows the new set);
+    /// `true` once the daemon is shutting down.
+    roster: watch::Sender<bool>,
 }
 
 struct State {
@@ -76,7 +79,20 @@ impl Daemon {
             env,
             grace,
             changed,
+            roster: watch::Sender::new(false),
         }
+    }
+
+    /// Follows the set of tunnels: marked changed when tunnels come or go; `true` once the
+    /// daemon is shutting down.
+    pub fn roster(&self) -> watch::Receiver<bool> {
+        self.roster.subscribe()
+    }
+
+    /// Tunnels came or went.
+    fn roster_changed(&self) {
+        self.changed.notify_one();
+        self.roster.send_modify(|_| {});
     }
 
     /// Returns after some tunnel changed state, or tunnels were added or removed.
@@ -211,7 +227,8 @@ impl Daemon {
             name,
             TunnelHandle::spawn(tunnel, self.grace.clone(), self.changed.clone()),
         );
-        self.changed.notify_one();
+        drop(state);
+        self.roster_changed();
         Ok(())
     }
 
@@ -242,7 +259,7 @@ impl Daemon {
         };
         if let Some(handle) = handle {
             tracing::info!(tunnel = %key, "tunnel dropped");
-            self.changed.notify_one();
+            self.roster_changed();
             handle.shutdown().await;
         }
         Ok(())
@@ -300,7 +317,7 @@ impl Daemon {
             }
             (d, stopped)
         };
-        self.changed.notify_one();
+        self.roster_changed();
         tracing::info!(
             added = d.added.len(),
             removed = d.removed.len(),
@@ -316,6 +333,7 @@ impl Daemon {
     pub async fn shutdown(&self) {
         tracing::info!(grace = ?self.grace.get(), "shutting down");
         let tunnels = std::mem::take(&mut self.lock().tunnels);
+        self.roster.send_replace(true);
         futures_util::future::join_all(tunnels.into_values().map(TunnelHandle::shutdown)).await;
         tracing::info!("all tunnels stopped");
     }

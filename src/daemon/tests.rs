@@ -112,3 +112,159 @@ async fn a_reload_applies_a_changed_shutdown_grace() {
     daemon.reload().await.unwrap();
     assert_eq!(daemon.grace.get(), Duration::from_secs(1));
 }
+
+mod watch {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    use super::*;
+    use crate::control::{Handler, Reply};
+    use crate::daemon::ControlHandler;
+    use crate::protocol::{Request, Response};
+
+    async fn start(dir: &Path, tunnels: &[(&str, &str)]) -> (Arc<Daemon>, u16) {
+        let relay = closed_port();
+        let path = write(dir, "", relay, tunnels);
+        let config = config::load(&path, &env(dir)).unwrap();
+        (Arc::new(Daemon::start(&config, env(dir))), relay)
+    }
+
+    async fn watch(daemon: &Arc<Daemon>) -> tokio::sync::mpsc::Receiver<Response> {
+        let handler = ControlHandler::new(daemon.clone());
+        let Reply::Stream(rx) = handler.handle(Request::Watch { name: None }).await else {
+            panic!("watch is a stream");
+        };
+        rx
+    }
+
+    /// Statuses until one lists `name` (panics after 5 s).
+    async fn until_listed(rx: &mut tokio::sync::mpsc::Receiver<Response>, name: &str) {
+        let listed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match rx.recv().await {
+                    Some(Response::Status { tunnels })
+                        if tunnels.iter().any(|t| t.name == name) =>
+                    {
+                        return;
+                    }
+                    Some(Response::Status { .. }) => {}
+                    other => panic!("the watch ended: {other:?}"),
+                }
+            }
+        });
+        listed
+            .await
+            .unwrap_or_else(|_| panic!("`{name}` never appeared in the watch"));
+    }
+
+    #[tokio::test]
+    async fn a_watch_with_no_tunnels_waits_for_some() {
+        let dir = tempfile::tempdir().unwrap();
+        let (daemon, relay) = start(dir.path(), &[]).await;
+        let mut rx = watch(&daemon).await;
+        assert!(
+            matches!(rx.recv().await, Some(Response::Status { tunnels }) if tunnels.is_empty())
+        );
+        write(dir.path(), "", relay, &[("late", "autostart = false")]);
+        daemon.reload().await.unwrap();
+        until_listed(&mut rx, "late").await;
+        daemon.shutdown().await;
+        // The daemon stopping ends every watch.
+        let end = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(r) = rx.recv().await {
+                if matches!(r, Response::Ok { .. }) {
+                    return;
+                }
+            }
+            panic!("the watch ended without `ok`");
+        });
+        end.await.expect("the watch ends when the daemon stops");
+    }
+
+    #[tokio::test]
+    async fn a_watch_follows_tunnels_added_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (daemon, relay) = start(dir.path(), &[("a", "autostart = false")]).await;
+        let mut rx = watch(&daemon).await;
+        until_listed(&mut rx, "a").await;
+        let both = [("a", "autostart = false"), ("b", "autostart = false")];
+        write(dir.path(), "", relay, &both);
+        daemon.reload().await.unwrap();
+        until_listed(&mut rx, "b").await;
+        // `a` replaced by a reload that changes it, then brought up: the watch hears it.
+        write(
+            dir.path(),
+            "",
+            relay,
+            &[("a", ""), ("b", "autostart = false")],
+        );
+        daemon.reload().await.unwrap();
+        let up = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(Response::Status { tunnels }) = rx.recv().await
+                    && tunnels
+                        .iter()
+                        .any(|t| t.name == "a" && t.state != TunnelState::Stopped)
+                {
+                    return;
+                }
+            }
+        });
+        up.await
+            .expect("the replaced tunnel's new state reached the watch");
+        daemon.shutdown().await;
+    }
+
+    /// `echo '{"op":"watch"}' | socat - UNIX-CONNECT:…`: the request, then end of input.
+    #[tokio::test]
+    async fn a_client_that_half_closes_still_gets_the_first_replies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (daemon, _) = start(dir.path(), &[("a", "autostart = false")]).await;
+        let socket = dir.path().join("ctl").join("pairtund.sock");
+        let listener = crate::control::bind(&socket).await.unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(crate::control::serve(
+            listener,
+            Arc::new(ControlHandler::new(daemon.clone())),
+            stop.clone(),
+            Default::default(),
+        ));
+        // Something in the log's backlog for `logs` to send.
+        crate::daemon::events::EventLog::global().push(crate::protocol::LogEvent {
+            time: "2026-12-01T00:00:00.000Z".to_owned(),
+            tunnel: None,
+            level: "info".to_owned(),
+            message: "backlog".to_owned(),
+        });
+        for request in [&b"{\"op\":\"watch\"}\n"[..], b"{\"op\":\"logs\"}\n"] {
+            let mut conn = tokio::net::UnixStream::connect(&socket).await.unwrap();
+            conn.write_all(request).await.unwrap();
+            conn.shutdown().await.unwrap();
+            let mut lines = Vec::new();
+            let mut reader = BufReader::new(conn);
+            let mut line = String::new();
+            let read = async {
+                while reader.read_line(&mut line).await.unwrap() > 0 {
+                    lines.push(std::mem::take(&mut line));
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .expect("a finite stream");
+            let want = if request.starts_with(b"{\"op\":\"watch") {
+                "\"reply\":\"status\""
+            } else {
+                "\"reply\":\"log\""
+            };
+            assert!(lines.iter().any(|l| l.contains(want)), "{want}: {lines:?}");
+            assert!(
+                lines.last().is_some_and(|l| l.contains("\"reply\":\"ok\"")),
+                "{lines:?}"
+            );
+        }
+        stop.cancel();
+        let _ = server.await;
+        daemon.shutdown().await;
+    }
+}
