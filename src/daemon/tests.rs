@@ -268,3 +268,49 @@ mod watch {
         daemon.shutdown().await;
     }
 }
+
+/// A reload that changes a tunnel (not its `-L` port) hands the port over: the replacement
+/// takes it as soon as the old listener closes, without showing "address in use".
+#[tokio::test]
+async fn a_changed_tunnel_takes_its_local_port_over_at_once() {
+    use crate::tunnel::ForwardState;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = closed_port();
+    let port = closed_port();
+    let local = format!("local = [\"127.0.0.1:{port}:localhost:22\"]");
+    let tunnel = |keepalive: &str| {
+        format!(
+            "[defaults]\nagent_socket = \"\"\n[tunnels.a]\nhost = \"127.0.0.1\"\nport = {relay}\n\
+             {local}\nkeepalive_interval = \"{keepalive}\"\n"
+        )
+    };
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, tunnel("15s")).unwrap();
+    let config = config::load(&path, &env(dir.path())).unwrap();
+    let daemon = Daemon::start(&config, env(dir.path()));
+    let forward = |d: &Daemon| d.status(Some("a")).unwrap()[0].forwards[0].clone();
+    let listening = Instant::now() + Duration::from_secs(10);
+    while forward(&daemon).state != ForwardState::Up {
+        assert!(Instant::now() < listening, "{:?}", forward(&daemon));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    std::fs::write(&path, tunnel("20s")).unwrap();
+    let reloaded = Instant::now();
+    assert_eq!(daemon.reload().await.unwrap().changed.len(), 1);
+    // Until the new listener accepts a connection: no error on the way, and well before the
+    // 2 s an "address in use" waits between tries.
+    loop {
+        let f = forward(&daemon);
+        assert_ne!(f.state, ForwardState::Error, "{f:?}");
+        if f.state == ForwardState::Up
+            && tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        {
+            break;
+        }
+        assert!(reloaded.elapsed() < Duration::from_secs(1), "{f:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    daemon.shutdown().await;
+}

@@ -33,6 +33,10 @@ pub const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 const LISTEN_BACKLOG: u32 = 1024;
 /// Retry pace for a local port that is in use.
 const REBIND_DELAY: Duration = Duration::from_secs(2);
+/// For its first [`REBIND_QUICK_FOR`], a port in use is tried this often, unreported: a tunnel
+/// that a reload replaces takes its port over as soon as the old tunnel's listener closes.
+const REBIND_QUICK: Duration = Duration::from_millis(20);
+const REBIND_QUICK_FOR: Duration = Duration::from_secs(2);
 
 /// What every listener task of a tunnel shares.
 #[derive(Clone)]
@@ -170,9 +174,15 @@ impl Limit {
 }
 
 async fn bind_until_ok(index: usize, listen: &LocalListen, reporter: &Reporter) -> Listener {
+    let started = tokio::time::Instant::now();
     loop {
         match Listener::bind(listen).await {
             Ok(listener) => return listener,
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse && started.elapsed() < REBIND_QUICK_FOR =>
+            {
+                tokio::time::sleep(REBIND_QUICK).await;
+            }
             Err(e) => {
                 let message = format!("cannot listen on {}: {e}", describe(listen));
                 reporter.set_forward(index, ForwardState::Error, Some(message));
