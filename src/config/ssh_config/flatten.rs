@@ -51,7 +51,45 @@ pub(super) fn split_line(line: &str) -> Option<(String, &str)> {
         .unwrap_or(line.len());
     let rest = line[end..].trim_start();
     let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
-    Some((line[..end].to_ascii_lowercase(), rest))
+    Some((line[..end].to_ascii_lowercase(), without_comment(rest)))
+}
+
+/// `args` up to a comment: as in ssh, a word that starts with an unquoted `#` ends the line
+/// (`LocalForward 9999 localhost:22  # for jane`).
+fn without_comment(args: &str) -> &str {
+    let mut quote = None;
+    let mut word_start = true;
+    for (at, c) in args.char_indices() {
+        match (quote, c) {
+            (None, '#') if word_start => return args[..at].trim_end(),
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+        word_start = quote.is_none() && c.is_whitespace();
+    }
+    args
+}
+
+/// The words of a line's arguments as ssh splits them: at whitespace, with `"…"` or `'…'`
+/// holding a word together (the quotes removed).
+pub(super) fn words(args: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    for c in args.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                word.get_or_insert_default();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (_, c) => word.get_or_insert_default().push(c),
+        }
+    }
+    words.extend(word);
+    words
 }
 
 /// Flattens `text` (read from `path`).
@@ -112,7 +150,11 @@ impl Flattener<'_> {
                     let resume = host_line.clone();
                     self.push(&resume);
                 }
-                k if HONOURED.contains(&k) => self.push(line.trim()),
+                k if HONOURED.contains(&k) => {
+                    let written = line.split_whitespace().next().unwrap_or(k);
+                    let written = written.split('=').next().unwrap_or(k);
+                    self.push(&format!("{written} {args}"));
+                }
                 k => {
                     if let Some((_, advice)) = IGNORED_WITH_WARNING.iter().find(|(w, _)| *w == k) {
                         let written = line.split_whitespace().next().unwrap_or(k);
@@ -154,8 +196,8 @@ impl<'a> Includes<'a> {
     /// each. An `Include` that matches nothing is fine, as in OpenSSH.
     pub(super) fn read(&self, args: &str) -> (Vec<(PathBuf, String)>, Vec<String>) {
         let (mut files, mut warnings) = (Vec::new(), Vec::new());
-        for pattern in args.split_whitespace() {
-            let pattern = pattern.trim_matches('"');
+        for pattern in words(args) {
+            let pattern = pattern.as_str();
             let full = if let Some(rest) = pattern.strip_prefix("~/") {
                 self.home.join(rest)
             } else if Path::new(pattern).is_absolute() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use wildmatch::WildMatch;
 
-use super::flatten::{Includes, split_line};
+use super::flatten::{Includes, split_line, words};
 use crate::config::{parse_forward_dynamic, parse_forward_local, parse_forward_remote};
 
 /// What an ssh config says to forward for one host, in pairtun's spec syntax
@@ -172,8 +172,8 @@ impl<'a> Importer<'a> {
 fn host_matches(patterns: &str, host: &str) -> bool {
     let host = host.to_ascii_lowercase();
     let mut matched = false;
-    for pattern in patterns.split_whitespace() {
-        let pattern = pattern.trim_matches('"').to_ascii_lowercase();
+    for pattern in words(patterns) {
+        let pattern = pattern.to_ascii_lowercase();
         if let Some(negated) = pattern.strip_prefix('!') {
             if WildMatch::new(negated).matches(&host) {
                 return false;
@@ -187,7 +187,8 @@ fn host_matches(patterns: &str, host: &str) -> bool {
 
 /// One forwarding line → (pairtun spec, remark when OpenSSH would reject it).
 fn forward(keyword: &str, args: &str) -> Result<(String, Option<String>), String> {
-    let args: Vec<&str> = args.split_whitespace().collect();
+    let args = words(args);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let name = match keyword {
         "localforward" => "LocalForward",
         "remoteforward" => "RemoteForward",

@@ -57,6 +57,43 @@ fn host_names_and_patterns_match_without_regard_to_case() {
 }
 
 #[test]
+fn comments_end_a_line_and_quotes_hold_words_together_as_in_ssh() {
+    let text = "Host saturn # not jupiter\n  User jane # her account\n  Port 2222 # relay\n\
+                Host \"mars\"\n  User \"bob\"\n";
+    let c = config(text);
+    let saturn = c.host("saturn");
+    assert_eq!(
+        (saturn.user.as_deref(), saturn.port),
+        (Some("jane"), Some(2222))
+    );
+    assert_eq!(c.host("jupiter"), HostEntry::default());
+    assert_eq!(c.host("#"), HostEntry::default());
+    assert_eq!(c.host("mars").user.as_deref(), Some("bob"));
+
+    let text = "Host saturn # not jupiter\n  LocalForward 9999 localhost:1235  # to jane\n  \
+                DynamicForward 1080 # socks\n  RemoteForward \"1235\" 'localhost:22'\n";
+    let imported = parse_ssh_config_import(text, "saturn");
+    assert_eq!(
+        imported.local,
+        ["9999:localhost:1235"],
+        "{:?}",
+        imported.notes
+    );
+    assert_eq!(imported.dynamic, ["1080"], "{:?}", imported.notes);
+    assert_eq!(
+        imported.remote,
+        ["1235:localhost:22"],
+        "{:?}",
+        imported.notes
+    );
+    assert!(parse_ssh_config_import(text, "jupiter").is_empty());
+    assert_eq!(
+        flatten::words("a \"b c\" 'd'e  f#g"),
+        ["a", "b c", "de", "f#g"]
+    );
+}
+
+#[test]
 fn proxy_jump_chain_and_none() {
     let c = config("Host inner\n  ProxyJump a,b:2222\nHost direct\n  ProxyJump none\n");
     assert_eq!(
