@@ -92,12 +92,15 @@ pub(super) fn words(args: &str) -> Vec<String> {
     words
 }
 
-/// Flattens `text` (read from `path`).
-pub(super) fn flatten(text: &str, path: &Path, home: &Path) -> Flat {
+/// Flattens `text` (read from `path`). For one `alias` (`Some`), an `Include` under a `Host`
+/// block that does not match it is left out, as ssh reads such a file without letting any of
+/// its blocks apply; `None` keeps every `Include` (for the warnings about them).
+pub(super) fn flatten(text: &str, path: &Path, home: &Path, alias: Option<&str>) -> Flat {
     let mut flattener = Flattener {
         includes: Includes::new(home, path),
         out: String::new(),
         warnings: Vec::new(),
+        alias,
     };
     flattener.file(text, path);
     Flat {
@@ -110,6 +113,7 @@ struct Flattener<'a> {
     includes: Includes<'a>,
     out: String,
     warnings: Vec<String>,
+    alias: Option<&'a str>,
 }
 
 impl Flattener<'_> {
@@ -117,6 +121,7 @@ impl Flattener<'_> {
         // The `Host` line the following lines belong to, re-emitted after an `Include` (whose
         // own `Host` lines would otherwise capture the rest of this file).
         let mut host_line = "Host *".to_owned();
+        let mut host_patterns = "*".to_owned();
         let mut in_match = false;
         for (index, line) in text.lines().enumerate() {
             let Some((keyword, args)) = split_line(line) else {
@@ -127,7 +132,8 @@ impl Flattener<'_> {
                 "host" => {
                     in_match = false;
                     // Patterns match without regard to case, as in ssh (`match_hostname`).
-                    host_line = format!("Host {}", args.to_lowercase());
+                    host_patterns = args.to_lowercase();
+                    host_line = format!("Host {host_patterns}");
                     self.push(&host_line);
                 }
                 "match" => {
@@ -138,6 +144,10 @@ impl Flattener<'_> {
                     ));
                 }
                 _ if in_match => {}
+                "include"
+                    if self.alias.is_some_and(|alias| {
+                        !super::import::host_matches(&host_patterns, alias)
+                    }) => {}
                 "include" => {
                     let (files, problems) = self.includes.read(args);
                     self.warnings

@@ -169,7 +169,7 @@ impl<'a> Importer<'a> {
 
 /// OpenSSH's `Host` matching: whitespace-separated patterns with `*` and `?`, `!` negating;
 /// matches when some pattern does and no negated one does. Case-insensitive.
-fn host_matches(patterns: &str, host: &str) -> bool {
+pub(super) fn host_matches(patterns: &str, host: &str) -> bool {
     let host = host.to_ascii_lowercase();
     let mut matched = false;
     for pattern in words(patterns) {

@@ -44,7 +44,9 @@ pub struct HostEntry {
 /// A loaded ssh client configuration (possibly none) and what could not be honoured in it.
 #[derive(Debug)]
 pub struct SshConfig {
-    parsed: Option<Parsed>,
+    /// The file's text, where it was read from and the home directory: each alias is looked
+    /// up in the file as flattened for it (see `flatten`).
+    source: Option<(String, PathBuf, PathBuf)>,
     /// One line per problem, each naming the file and line: `Match` blocks and `ProxyCommand`
     /// ignored, unreadable `Include`s, a file the parser rejected.
     pub warnings: Vec<String>,
@@ -54,7 +56,7 @@ impl SshConfig {
     /// No ssh config at all (`ssh_config = ""`).
     pub fn none() -> SshConfig {
         SshConfig {
-            parsed: None,
+            source: None,
             warnings: Vec::new(),
         }
     }
@@ -66,7 +68,7 @@ impl SshConfig {
             Ok(bytes) => SshConfig::from_text(&String::from_utf8_lossy(&bytes), path, home),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => SshConfig::none(),
             Err(e) => SshConfig {
-                parsed: None,
+                source: None,
                 warnings: vec![format!(
                     "{}: cannot read the ssh config ({e}); it is not used",
                     path.display()
@@ -78,32 +80,35 @@ impl SshConfig {
     /// Parses `text` as if read from `path` (which names it in warnings and anchors nothing
     /// else: `Include`s are relative to `home`/.ssh, as in OpenSSH).
     pub fn from_text(text: &str, path: &Path, home: &Path) -> SshConfig {
-        let flat = flatten::flatten(text, path, home);
+        let flat = flatten::flatten(text, path, home, None);
         let mut warnings = flat.warnings;
-        let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-        let parsed = Parsed::default()
-            .home_dir(home)
-            .parse(&mut flat.text.as_bytes(), rules);
-        let parsed = match parsed {
-            Ok(parsed) => Some(parsed),
-            Err(e) => {
-                warnings.push(format!(
-                    "{}: cannot parse the ssh config ({e}); it is not used",
-                    path.display()
-                ));
-                None
-            }
-        };
-        SshConfig { parsed, warnings }
+        if let Err(e) = parse(&flat.text, home) {
+            warnings.push(format!(
+                "{}: cannot parse the ssh config ({e}); it is not used",
+                path.display()
+            ));
+            return SshConfig {
+                source: None,
+                warnings,
+            };
+        }
+        let source = Some((text.to_owned(), path.to_owned(), home.to_owned()));
+        SshConfig { source, warnings }
     }
 
     /// The settings for `alias`, as `ssh alias` would see them (ssh lowercases the name
     /// before matching it against `Host` patterns).
     pub fn host(&self, alias: &str) -> HostEntry {
-        let Some(parsed) = &self.parsed else {
+        let Some((text, path, home)) = &self.source else {
             return HostEntry::default();
         };
-        let params = parsed.query(alias.to_lowercase());
+        let alias = alias.to_lowercase();
+        // Its problems were reported by `from_text`, which read every Include.
+        let flat = flatten::flatten(text, path, home, Some(&alias));
+        let Ok(parsed) = parse(&flat.text, home) else {
+            return HostEntry::default();
+        };
+        let params = parsed.query(&alias);
         let identities_only = params
             .unsupported_fields
             .iter()
@@ -123,7 +128,7 @@ impl SshConfig {
             }
         });
         HostEntry {
-            host_name: params.host_name.map(|h| expand_host_tokens(&h, alias)),
+            host_name: params.host_name.map(|h| expand_host_tokens(&h, &alias)),
             user: params.user,
             port: params.port,
             identity_files: params.identity_file,
@@ -151,4 +156,12 @@ fn expand_host_tokens(host_name: &str, alias: &str) -> String {
         }
     }
     out
+}
+
+/// The flattened text as ssh2-config reads it.
+fn parse(flat: &str, home: &Path) -> Result<Parsed, ssh2_config::SshParserError> {
+    let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
+    Parsed::default()
+        .home_dir(home)
+        .parse(&mut flat.as_bytes(), rules)
 }

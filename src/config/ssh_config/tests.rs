@@ -166,6 +166,27 @@ fn include_is_expanded_in_place_relative_to_dot_ssh() {
 }
 
 #[test]
+fn an_include_under_a_host_block_applies_only_to_hosts_that_block_matches() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    let work = "Host *\n  User corp\n  Port 2200\n";
+    std::fs::write(home.path().join(".ssh/work.conf"), work).unwrap();
+    let text = "Host work\n  Include work.conf\n\nHost *\n  User me\n";
+    let c = SshConfig::from_text(text, &home.path().join(".ssh/config"), home.path());
+    let at_work = c.host("work");
+    assert_eq!(
+        (at_work.user.as_deref(), at_work.port),
+        (Some("corp"), Some(2200))
+    );
+    let elsewhere = c.host("saturn");
+    assert_eq!(
+        (elsewhere.user.as_deref(), elsewhere.port),
+        (Some("me"), None)
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
 fn include_cycle_is_a_warning() {
     let home = tempfile::tempdir().unwrap();
     let ssh = home.path().join(".ssh");
