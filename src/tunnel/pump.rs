@@ -201,9 +201,16 @@ where
     };
     let writer = async {
         while let Some(chunk) = rx.recv().await {
-            match tokio::time::timeout(STALL_TIMEOUT, wr.write_all(&chunk)).await {
-                Ok(written) => written?,
-                Err(_) => return Err(stalled("local peer stopped reading")),
+            // Stalled is no progress for STALL_TIMEOUT, not a slow reader: each write that
+            // takes some bytes restarts the clock.
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                match tokio::time::timeout(STALL_TIMEOUT, wr.write(rest)).await {
+                    Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(Ok(n)) => rest = &rest[n..],
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(stalled("local peer stopped reading")),
+                }
             }
             counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             budget.add_permits(held(&chunk));
@@ -384,6 +391,44 @@ mod tests {
         let fit = 1 + (cap - held(&vec![0; FIRST_BUF])) / held(&vec![0; 1]);
         assert_eq!(admitted, fit, "chunks held within {cap} bytes");
         assert!(error.to_string().contains("holding"), "{error}");
+    }
+
+    /// Takes 1 KiB every 2 s: slow, never stalled.
+    struct Slow(Pin<Box<tokio::time::Sleep>>, usize);
+
+    impl AsyncWrite for Slow {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            std::task::ready!(self.0.as_mut().poll(cx));
+            let next = tokio::time::Instant::now() + Duration::from_secs(2);
+            self.0.as_mut().reset(next);
+            let n = buf.len().min(1024);
+            self.1 += n;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_local_peer_is_not_a_stalled_one() {
+        let mut channel = Packets(VecDeque::from([vec![1u8; FIRST_BUF], vec![2u8; 8 * 1024]]));
+        let mut local = Slow(Box::pin(tokio::time::sleep(Duration::ZERO)), 0);
+        let counter = AtomicU64::new(0);
+        // 16 KiB at 1 KiB per 2 s: 30 s, far past STALL_TIMEOUT, with progress all along.
+        let copying = copy_buffered(&mut channel, &mut local, &counter);
+        // The source never ends, so the copy does not either: it runs until the time a
+        // stalled peer would have been cut twice over, and must not have ended by then.
+        let ran = tokio::time::timeout(Duration::from_secs(40), copying).await;
+        assert!(ran.is_err(), "the copy ended: {ran:?}");
+        assert_eq!(local.1, 16 * 1024);
     }
 
     #[tokio::test(start_paused = true)]
