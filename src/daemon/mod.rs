@@ -17,6 +17,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, watch};
+use tokio_util::task::TaskTracker;
 
 pub use args::DaemonArgs;
 pub use diff::{Diff, diff};
@@ -44,6 +45,10 @@ pub struct Daemon {
     /// Marked changed whenever tunnels come or go (`status --watch` follows the new set);
     /// `true` once the daemon is shutting down.
     roster: watch::Sender<bool>,
+    /// Tunnels dropped or replaced that are still giving their live connections the grace
+    /// period: the request that stopped them is answered at once (the grace may be longer
+    /// than a request may take), and [`Daemon::shutdown`] waits for them.
+    stopping: TaskTracker,
 }
 
 struct State {
@@ -80,6 +85,7 @@ impl Daemon {
             grace,
             changed,
             roster: watch::Sender::new(false),
+            stopping: TaskTracker::new(),
         }
     }
 
@@ -260,7 +266,7 @@ impl Daemon {
         if let Some(handle) = handle {
             tracing::info!(tunnel = %key, "tunnel dropped");
             self.roster_changed();
-            handle.shutdown().await;
+            self.stopping.spawn(handle.shutdown());
         }
         Ok(())
     }
@@ -325,7 +331,9 @@ impl Daemon {
             unchanged = d.unchanged.len(),
             "config reloaded"
         );
-        futures_util::future::join_all(stopped.into_iter().map(TunnelHandle::shutdown)).await;
+        for handle in stopped {
+            self.stopping.spawn(handle.shutdown());
+        }
         Ok(d)
     }
 
@@ -335,6 +343,8 @@ impl Daemon {
         let tunnels = std::mem::take(&mut self.lock().tunnels);
         self.roster.send_replace(true);
         futures_util::future::join_all(tunnels.into_values().map(TunnelHandle::shutdown)).await;
+        self.stopping.close();
+        self.stopping.wait().await;
         tracing::info!("all tunnels stopped");
     }
 

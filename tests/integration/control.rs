@@ -48,12 +48,17 @@ struct Setup {
 }
 
 fn setup() -> Option<Setup> {
+    setup_with("")
+}
+
+/// [`setup`] with extra `[defaults]` lines.
+fn setup_with(defaults_extra: &str) -> Option<Setup> {
     let relay = Relay::start(&[])?;
     let echo = EchoServer::start();
     let port = free_port();
     // Defaults let tunnels added at run time reach the test relay too.
     let defaults = format!(
-        "[defaults]\nknown_hosts = {:?}\nidentity_files = [{:?}]\nagent_socket = \"\"\n\n",
+        "[defaults]\nknown_hosts = {:?}\nidentity_files = [{:?}]\nagent_socket = \"\"\n{defaults_extra}\n",
         relay.known_hosts().display().to_string(),
         relay.key.private_path().display().to_string()
     );
@@ -448,6 +453,34 @@ fn sigterm_lets_live_connections_finish_and_removes_the_socket() {
     drop(live);
     assert_eq!(s.daemon.wait_exit(Duration::from_secs(15)).code(), Some(0));
     assert!(!s.daemon.socket.exists(), "socket removed at exit");
+}
+
+/// `drop` answers once the tunnel is stopped and gone, while its live connections finish
+/// their grace period behind it: a grace longer than a request may take (10 s) used to make
+/// `drop` fail with `timeout` although it had done its work.
+#[test]
+fn drop_answers_without_waiting_out_a_long_grace() {
+    let Some(s) = setup_with("shutdown_grace = \"30s\"") else {
+        return;
+    };
+    wait_state(&s.daemon, "t", "up");
+    let mut live = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    live.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    live.write_all(b"one").unwrap();
+    let mut buf = [0u8; 3];
+    live.read_exact(&mut buf).unwrap();
+    let dropped = s.daemon.ctl(&["drop", "t", "--temporary"]);
+    assert_eq!(dropped.status.code(), Some(0), "{}", stderr(&dropped));
+    assert_eq!(
+        s.daemon.ctl(&["status", "t"]).status.code(),
+        Some(1),
+        "t is gone"
+    );
+    // The live connection still works in its grace period.
+    live.write_all(b"two").unwrap();
+    live.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"two");
 }
 
 #[test]
