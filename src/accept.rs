@@ -64,10 +64,16 @@ impl AcceptBackoff {
 pub fn raise_fd_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let raised = getrlimit(Resource::RLIMIT_NOFILE).and_then(|(soft, hard)| {
-        if soft < hard {
-            setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        // macOS refuses a soft limit above OPEN_MAX (EINVAL), and launchd's hard limit is
+        // usually unlimited.
+        #[cfg(target_vendor = "apple")]
+        let target = hard.min(10_240);
+        #[cfg(not(target_vendor = "apple"))]
+        let target = hard;
+        if soft < target {
+            setrlimit(Resource::RLIMIT_NOFILE, target, hard)?;
         }
-        Ok((soft, hard))
+        Ok((soft, target))
     });
     match raised {
         Ok((soft, hard)) => {

@@ -366,7 +366,9 @@ impl Listener {
         match self {
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
-                s.set_nodelay(true)?;
+                // Fails only for a connection already reset (macOS says EINVAL): that one
+                // fails on its own, and is not the listener's failure.
+                let _ = s.set_nodelay(true);
                 Ok((LocalStream::Tcp(s), peer.to_string()))
             }
             Listener::Unix(l, _) => {
