@@ -20,8 +20,11 @@ pub fn tunnel_spec(args: ImportArgs, config: &Path) -> Result<(TunnelSpec, bool,
         Some(file) => file.clone(),
         None => configured_ssh_config(config)?,
     };
-    let text = std::fs::read_to_string(&file)
+    // As the daemon reads it: a regular file of bounded size, bytes that are not UTF-8 shown
+    // as replacement characters rather than refused.
+    let bytes = pairtun::config::read_file(&file)
         .map_err(|e| Failure::Request(format!("cannot read {}: {e}", file.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
     let imported = import_ssh_config(&text, &file, &Env::from_process().home, &args.host);
     for note in notes(&imported, &file) {
         eprintln!("pairtunctl: {note}");
@@ -109,6 +112,30 @@ mod tests {
             ssh_config: None,
             no_autostart: false,
             temporary: false,
+        }
+    }
+
+    #[test]
+    fn the_ssh_config_is_read_as_the_daemon_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_utf8 = dir.path().join("config");
+        std::fs::write(
+            &not_utf8,
+            b"# caf\xe9\nHost saturn\n  LocalForward 9999 localhost:22\n",
+        )
+        .unwrap();
+        let with = |file: &Path| ImportArgs {
+            ssh_config: Some(file.to_owned()),
+            ..args("saturn", None)
+        };
+        let (spec, _, _) = tunnel_spec(with(&not_utf8), Path::new("/unused")).unwrap();
+        assert_eq!(spec.local, ["9999:localhost:22"]);
+        // Not a regular file (a device, a directory): refused, not read forever.
+        for odd in [Path::new("/dev/zero"), dir.path()] {
+            let Err(Failure::Request(e)) = tunnel_spec(with(odd), Path::new("/unused")) else {
+                panic!("{} was read", odd.display());
+            };
+            assert!(e.contains(&format!("cannot read {}", odd.display())), "{e}");
         }
     }
 

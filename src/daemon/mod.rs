@@ -203,7 +203,16 @@ impl Daemon {
         // Validated against the file either way, so a temporary tunnel cannot clash with it.
         let config = tokio::task::spawn_blocking(move || {
             if temporary {
-                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                // Checked against the file as it is (missing: no tunnels), never against an
+                // unreadable one taken for empty.
+                let text = match std::fs::read_to_string(&file) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(e) => {
+                        let why = format!("cannot read the config file: {e}");
+                        return Err(EditError::Invalid(ConfigError::whole_file(&file, why)));
+                    }
+                };
                 let text = config::add_tunnel(&text, &spec)?;
                 config::parse(&text, &file, &env).map_err(EditError::Invalid)
             } else {
