@@ -87,7 +87,16 @@ pub async fn retry(
             _ = live.shared.ended.cancelled() => return,
             _ = tokio::time::sleep(delays.next_delay()) => {}
         }
-        match request(&live, &forward, timeout).await {
+        // A request in flight when the session ends answers for a session that is gone: the
+        // next one reports this forward.
+        let answer = tokio::select! {
+            _ = live.shared.ended.cancelled() => return,
+            answer = request(&live, &forward, timeout) => answer,
+        };
+        if live.shared.ended.is_cancelled() {
+            return;
+        }
+        match answer {
             Ok(()) => {
                 reporter.set_forward(index, ForwardState::Up, None);
                 return;

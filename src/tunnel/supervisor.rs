@@ -426,8 +426,12 @@ impl Supervisor {
             }
         }
         let started = Instant::now();
-        self.reporter.session_established();
-        self.reporter.set_state(TunnelState::Up, 0, None, None);
+        // Ended while the remote forwards were being set up: never `up` (the loop below
+        // reports it lost at once).
+        if !live.shared.ended.is_cancelled() {
+            self.reporter.session_established();
+            self.reporter.set_state(TunnelState::Up, 0, None, None);
+        }
         self.session_tx.send_replace(Some(live.clone()));
         self.probe_peers(&live);
         let served = loop {
