@@ -432,9 +432,8 @@ fn reload_keeps_unchanged_sessions_and_rejects_a_bad_file() {
     assert_eq!(status_json(&d, "a")["session"], 1);
 }
 
-#[test]
-fn sigterm_lets_live_connections_finish_and_removes_the_socket() {
-    let Some(mut s) = setup() else { return };
+/// Once `t` is up, a connection through it that has carried one round trip.
+fn live_connection(s: &Setup) -> std::net::TcpStream {
     wait_state(&s.daemon, "t", "up");
     let mut live = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     live.set_read_timeout(Some(Duration::from_secs(10)))
@@ -442,6 +441,15 @@ fn sigterm_lets_live_connections_finish_and_removes_the_socket() {
     live.write_all(b"one").unwrap();
     let mut buf = [0u8; 3];
     live.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"one");
+    live
+}
+
+#[test]
+fn sigterm_lets_live_connections_finish_and_removes_the_socket() {
+    let Some(mut s) = setup() else { return };
+    let mut live = live_connection(&s);
+    let mut buf = [0u8; 3];
     s.daemon.signal(Signal::SIGTERM);
     wait::until("listener closed", Duration::from_secs(5), || {
         std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err()
@@ -463,13 +471,8 @@ fn drop_answers_without_waiting_out_a_long_grace() {
     let Some(s) = setup_with("shutdown_grace = \"30s\"") else {
         return;
     };
-    wait_state(&s.daemon, "t", "up");
-    let mut live = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    live.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    live.write_all(b"one").unwrap();
+    let mut live = live_connection(&s);
     let mut buf = [0u8; 3];
-    live.read_exact(&mut buf).unwrap();
     let dropped = s.daemon.ctl(&["drop", "t", "--temporary"]);
     assert_eq!(dropped.status.code(), Some(0), "{}", stderr(&dropped));
     assert_eq!(
