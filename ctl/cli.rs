@@ -219,14 +219,13 @@ pub struct ImportArgs {
 /// `--wait`'s value: a duration such as `30s`, `2m` or `1m30s`; a bare number is seconds. At
 /// most a day (a deadline is formed from it).
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    const LONGEST: Duration = Duration::from_secs(24 * 3600);
     let text = text.trim();
     let timeout = match text.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
         Err(_) => humantime::parse_duration(text)
             .map_err(|e| format!("{e}; expected a duration like 30s, 2m or 1m30s"))?,
     };
-    if timeout > LONGEST {
+    if timeout > pairtun::config::MAX_DURATION {
         return Err("too long; at most 24h".to_owned());
     }
     Ok(timeout)

@@ -102,6 +102,12 @@ pub fn drop_tunnel(source: &str, name: &str) -> Result<String, EditError> {
     Ok(lines::without(source, doc.as_table(), key, item))
 }
 
+/// The config file's text as edits see it: a missing file is empty ("no tunnels yet"); one
+/// that cannot be read, or is not UTF-8, is an error naming it.
+pub fn read_for_edit(path: &Path) -> Result<String, EditError> {
+    file::read(path)
+}
+
 /// Reads `path` (missing = empty), applies `edit`, validates the result with [`parse`] and
 /// replaces the file atomically, keeping its permission bits (new files are 0600, in a 0700
 /// directory created if needed). Returns the new configuration. A refused edit writes

@@ -23,7 +23,7 @@ mod tests;
 use std::path::Path;
 
 pub use duration::MAX_DURATION;
-pub use edit::{EditError, add_tunnel, drop_tunnel, edit_file};
+pub use edit::{EditError, add_tunnel, drop_tunnel, edit_file, read_for_edit};
 pub use env::{Env, default_path};
 pub use error::ConfigError;
 pub use forward::{parse_forward_dynamic, parse_forward_local, parse_forward_remote};

@@ -203,16 +203,9 @@ impl Daemon {
         // Validated against the file either way, so a temporary tunnel cannot clash with it.
         let config = tokio::task::spawn_blocking(move || {
             if temporary {
-                // Checked against the file as it is (missing: no tunnels), never against an
-                // unreadable one taken for empty.
-                let text = match std::fs::read_to_string(&file) {
-                    Ok(text) => text,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                    Err(e) => {
-                        let why = format!("cannot read the config file: {e}");
-                        return Err(EditError::Invalid(ConfigError::whole_file(&file, why)));
-                    }
-                };
+                // Checked against the file as an edit reads it, never against an unreadable
+                // one taken for empty.
+                let text = config::read_for_edit(&file)?;
                 let text = config::add_tunnel(&text, &spec)?;
                 config::parse(&text, &file, &env).map_err(EditError::Invalid)
             } else {
