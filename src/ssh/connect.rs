@@ -9,6 +9,7 @@ use std::time::Duration;
 use russh::{cipher, client};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::time::Instant;
+use tokio_util::io::InspectReader;
 
 use super::auth;
 use super::classify;
@@ -91,62 +92,16 @@ fn reading_ahead<S: AsyncRead>(socket: S) -> BufReader<S> {
     BufReader::with_capacity(READ_AHEAD, socket)
 }
 
-/// A socket whose reads are counted in [`SessionShared::received`].
-struct Counted<S> {
+/// `socket` with every read counted in [`SessionShared::received`].
+fn counted<S: AsyncRead>(
     socket: S,
     shared: Arc<SessionShared>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = std::pin::Pin::new(&mut self.socket).poll_read(cx, buf);
-        let read = (buf.filled().len() - before) as u64;
-        if read > 0 {
-            self.shared.received.fetch_add(read, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.socket).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.socket).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.socket.is_write_vectored()
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.socket).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.socket).poll_shutdown(cx)
-    }
+) -> InspectReader<S, impl FnMut(&[u8])> {
+    InspectReader::new(socket, move |read: &[u8]| {
+        shared
+            .received
+            .fetch_add(read.len() as u64, Ordering::Relaxed);
+    })
 }
 
 /// A byte stream an SSH session can run over: a TCP socket, or a channel through a jump host.
@@ -191,11 +146,7 @@ async fn connect_chain(
         .collect();
     let first = &hops[0];
     let tcp = net::dial_relay(&first.host, first.port, &first.timing, deadline).await?;
-    let counted = Counted {
-        socket: tcp,
-        shared: shared.clone(),
-    };
-    let mut stream: Box<dyn ByteStream> = Box::new(reading_ahead(counted));
+    let mut stream: Box<dyn ByteStream> = Box::new(reading_ahead(counted(tcp, shared.clone())));
     for (hop, next) in hops.iter().zip(&hops[1..]) {
         let jump_shared = SessionShared::new(shared.counters.clone());
         let jump = handshake(hop, stream, jump_shared.clone(), deadline)
@@ -399,11 +350,7 @@ mod tests {
     async fn bytes_read_from_the_relay_are_counted_as_they_arrive() {
         use tokio::io::AsyncReadExt;
         let shared = SessionShared::new(Default::default());
-        let socket = Counted {
-            socket: Reads::new(5000),
-            shared: shared.clone(),
-        };
-        let mut socket = reading_ahead(socket);
+        let mut socket = reading_ahead(counted(Reads::new(5000), shared.clone()));
         let received = || shared.received.load(Ordering::Relaxed);
         let mut first = [0; 16];
         socket.read_exact(&mut first).await.unwrap();
