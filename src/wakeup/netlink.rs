@@ -1,5 +1,6 @@
 //! Linux network changes: an `rtnetlink` socket subscribed to link, address and route events.
-//! The messages are only classified by type, never interpreted further.
+//! The messages are classified by type; a link message is also checked for a wireless
+//! attribute (a Wi-Fi card's periodic event, not a change), nothing else is interpreted.
 
 use std::io;
 
@@ -67,13 +68,15 @@ impl RouteEvents {
 
 /// Whether a netlink datagram holds at least one link/address/route change. Walks the
 /// `nlmsghdr` chain (length `u32`, type `u16`, native endian, 4-byte aligned); a malformed
-/// chain ends the walk.
+/// chain ends the walk. A wireless event (a `RTM_NEWLINK` carrying `IFLA_WIRELESS`: scan
+/// results, signal changes, sent every few seconds by a Wi-Fi card in use) is not a change.
 pub(super) fn holds_change(mut datagram: &[u8]) -> bool {
     const HEADER: usize = 16;
     while datagram.len() >= HEADER {
         let len = u32::from_ne_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]) as usize;
         let kind = u16::from_ne_bytes([datagram[4], datagram[5]]);
-        if CHANGES.contains(&kind) {
+        let message = datagram.get(..len).unwrap_or(datagram);
+        if CHANGES.contains(&kind) && !(kind == libc::RTM_NEWLINK && is_wireless_event(message)) {
             return true;
         }
         if len < HEADER {
@@ -81,6 +84,28 @@ pub(super) fn holds_change(mut datagram: &[u8]) -> bool {
         }
         let aligned = len.div_ceil(4) * 4;
         datagram = datagram.get(aligned..).unwrap_or_default();
+    }
+    false
+}
+
+/// Whether a `RTM_NEWLINK` message (header included) carries an `IFLA_WIRELESS` attribute: the
+/// attributes (`rtattr`: length `u16`, type `u16`, 4-byte aligned) follow the 16-byte header
+/// and the 16-byte `ifinfomsg`. A malformed attribute ends the walk.
+fn is_wireless_event(message: &[u8]) -> bool {
+    const ATTRIBUTES: usize = 16 + 16;
+    /// Attribute type bits that are flags (`NLA_F_NESTED`, `NLA_F_NET_BYTEORDER`).
+    const TYPE_MASK: u16 = 0x3fff;
+    let mut rest = message.get(ATTRIBUTES..).unwrap_or_default();
+    while rest.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
+        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & TYPE_MASK;
+        if kind == libc::IFLA_WIRELESS {
+            return true;
+        }
+        if len < 4 {
+            return false;
+        }
+        rest = rest.get(len.div_ceil(4) * 4..).unwrap_or_default();
     }
     false
 }

@@ -149,6 +149,49 @@ mod netlink {
         assert!(holds_change(&d));
     }
 
+    /// A `RTM_NEWLINK` with an `ifinfomsg` and the given attributes (type, payload length).
+    fn link_message(attributes: &[(u16, usize)]) -> Vec<u8> {
+        let mut body = vec![0u8; 16]; // ifinfomsg
+        for &(kind, payload) in attributes {
+            let len = 4 + payload;
+            body.extend_from_slice(&(len as u16).to_ne_bytes());
+            body.extend_from_slice(&kind.to_ne_bytes());
+            body.resize(body.len() + payload.div_ceil(4) * 4, 0);
+        }
+        let mut m = message(libc::RTM_NEWLINK, body.len());
+        m[16..].copy_from_slice(&body);
+        m
+    }
+
+    #[test]
+    fn a_wireless_event_is_not_a_change_but_a_link_change_beside_it_is() {
+        let wireless = link_message(&[(libc::IFLA_IFNAME, 6), (libc::IFLA_WIRELESS, 21)]);
+        assert!(!holds_change(&wireless));
+        let carrier = link_message(&[(libc::IFLA_IFNAME, 6), (libc::IFLA_OPERSTATE, 1)]);
+        assert!(holds_change(&carrier));
+        let mut both = wireless.clone();
+        both.extend(carrier);
+        assert!(holds_change(&both));
+        // Only a link message is judged by its attributes.
+        let mut address = link_message(&[(libc::IFLA_WIRELESS, 4)]);
+        address[4..6].copy_from_slice(&libc::RTM_NEWADDR.to_ne_bytes());
+        assert!(holds_change(&address));
+    }
+
+    #[test]
+    fn a_malformed_link_message_still_counts_as_a_change() {
+        let mut zero_length_attribute =
+            link_message(&[(libc::IFLA_IFNAME, 4), (libc::IFLA_WIRELESS, 4)]);
+        zero_length_attribute[32..34].copy_from_slice(&0u16.to_ne_bytes());
+        assert!(holds_change(&zero_length_attribute));
+        let mut truncated = link_message(&[(libc::IFLA_IFNAME, 4)]);
+        truncated.truncate(20);
+        assert!(holds_change(&truncated));
+        let mut overlong = link_message(&[(libc::IFLA_IFNAME, 4)]);
+        overlong[32..34].copy_from_slice(&u16::MAX.to_ne_bytes());
+        assert!(holds_change(&overlong));
+    }
+
     #[test]
     fn other_and_malformed_datagrams_do_not() {
         assert!(!holds_change(&message(libc::RTM_NEWNEIGH, 4)));
