@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 
 /// Per-tunnel traffic counters, shared by every connection of the tunnel.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counters {
     /// Live forwarded connections.
     pub connections: AtomicU64,
@@ -20,6 +20,21 @@ pub struct Counters {
     pub bytes_out: AtomicU64,
     /// Woken when the last live connection ends.
     idle: tokio::sync::Notify,
+    /// What the tunnel's connections may hold for their local peers together, in the units
+    /// of [`held`]: [`TUNNEL_HOLD_CAP`].
+    holding: Semaphore,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            connections: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            idle: tokio::sync::Notify::new(),
+            holding: Semaphore::new(TUNNEL_HOLD_CAP),
+        }
+    }
 }
 
 impl Counters {
@@ -76,6 +91,12 @@ const RECYCLE: usize = 4;
 /// echo through `-R` ran up to ~19 MiB ahead in bursts.
 const HOLD_CAP: usize = 64 * 1024 * 1024;
 
+/// Memory all connections of one tunnel may hold for their local peers together: without it a
+/// tunnel's `max_connections` slow readers could hold [`HOLD_CAP`] each. A connection that
+/// needs more while the tunnel is at this limit is cut (after [`FULL_WAIT`]), as when it
+/// reaches its own.
+const TUNNEL_HOLD_CAP: usize = 256 * 1024 * 1024;
+
 /// What one queued chunk costs beyond its buffer: the allocation's header and the queue slot.
 const CHUNK_OVERHEAD: usize = 64;
 
@@ -105,7 +126,7 @@ where
     let (mut local_rd, mut local_wr) = tokio::io::split(local);
     let (mut chan_rd, mut chan_wr) = tokio::io::split(channel);
     let out = copy_counted(&mut local_rd, &mut chan_wr, &counters.bytes_out);
-    let inn = copy_buffered(&mut chan_rd, &mut local_wr, &counters.bytes_in);
+    let inn = copy_buffered(&mut chan_rd, &mut local_wr, counters);
     tokio::try_join!(out, inn).map(|_| ())
 }
 
@@ -129,28 +150,39 @@ where
     }
 }
 
-/// Like [`copy_counted`], but reading runs ahead of writing by up to [`HOLD_CAP`] bytes.
-async fn copy_buffered<R, W>(rd: &mut R, wr: &mut W, counter: &AtomicU64) -> std::io::Result<()>
+/// Like [`copy_counted`], but reading runs ahead of writing by up to [`HOLD_CAP`] bytes, and
+/// the tunnel's connections together by up to [`TUNNEL_HOLD_CAP`]; counted in `bytes_in`.
+async fn copy_buffered<R, W>(rd: &mut R, wr: &mut W, counters: &Counters) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    copy_holding(rd, wr, counter, HOLD_CAP).await
+    copy_holding(rd, wr, &counters.bytes_in, HOLD_CAP, &counters.holding).await
 }
 
-/// [`copy_buffered`] with the memory it may hold (`cap`, in the units of [`held`]) given.
+/// A chunk read for the local peer, with the memory it holds from the connection's and the
+/// tunnel's budgets: given back when the chunk is written or dropped (the connection ended).
+struct Queued<'a> {
+    chunk: Vec<u8>,
+    _connection: SemaphorePermit<'a>,
+    _tunnel: SemaphorePermit<'a>,
+}
+
+/// [`copy_buffered`] with the memory it may hold (`cap`, in the units of [`held`]) and the
+/// tunnel's budget (`tunnel`, the same units) given.
 async fn copy_holding<R, W>(
     rd: &mut R,
     wr: &mut W,
     counter: &AtomicU64,
     cap: usize,
+    tunnel: &Semaphore,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let budget = Semaphore::new(cap);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Queued<'_>>();
     // Written buffers come back for reuse, so a steady transfer allocates (and page-faults in)
     // no new memory per read; a few are kept, the rest of a burst is freed.
     let (recycle, mut recycled) = mpsc::channel::<Vec<u8>>(RECYCLE);
@@ -187,20 +219,35 @@ where
                 buf.shrink_to_fit();
             }
             let wanted = u32::try_from(held(&buf)).unwrap_or(u32::MAX);
-            match tokio::time::timeout(FULL_WAIT, budget.acquire_many(wanted)).await {
-                Ok(Ok(permit)) => permit.forget(),
-                _ => {
-                    let why = format!("holding {} MiB for the local peer", cap >> 20);
-                    return Err(stalled(&why));
-                }
-            }
-            if tx.send(buf).is_err() {
+            let deadline = tokio::time::Instant::now() + FULL_WAIT;
+            let Ok(Ok(connection)) =
+                tokio::time::timeout_at(deadline, budget.acquire_many(wanted)).await
+            else {
+                let why = format!("holding {} MiB for the local peer", cap >> 20);
+                return Err(stalled(&why));
+            };
+            let Ok(Ok(tunnel)) =
+                tokio::time::timeout_at(deadline, tunnel.acquire_many(wanted)).await
+            else {
+                let why = format!(
+                    "the tunnel's connections holding {} MiB for their local peers",
+                    TUNNEL_HOLD_CAP >> 20
+                );
+                return Err(stalled(&why));
+            };
+            let queued = Queued {
+                chunk: buf,
+                _connection: connection,
+                _tunnel: tunnel,
+            };
+            if tx.send(queued).is_err() {
                 return Ok(()); // writer failed; its error is reported
             }
         }
     };
     let writer = async {
-        while let Some(chunk) = rx.recv().await {
+        while let Some(queued) = rx.recv().await {
+            let Queued { chunk, .. } = queued; // its permits go back at the end of this turn
             // Stalled is no progress for STALL_TIMEOUT, not a slow reader: each write that
             // takes some bytes restarts the clock.
             let mut rest = &chunk[..];
@@ -213,7 +260,6 @@ where
                 }
             }
             counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            budget.add_permits(held(&chunk));
             let _ = recycle.try_send(chunk); // full or reader gone: just free it
         }
         wr.shutdown().await
@@ -305,9 +351,9 @@ mod tests {
         let packet = vec![1u8; 32 * 1024];
         let mut channel = Packets(VecDeque::from([packet.clone(), packet.clone(), packet]));
         let mut local = Writes::default();
-        let counter = AtomicU64::new(0);
-        let copying = copy_buffered(&mut channel, &mut local, &counter);
-        run_until_counted(copying, &counter, 3 * 32 * 1024).await;
+        let counters = Counters::default();
+        let copying = copy_buffered(&mut channel, &mut local, &counters);
+        run_until_counted(copying, &counters.bytes_in, 3 * 32 * 1024).await;
         // The first read fills the small first buffer, which switches the connection to 64 KiB
         // buffers; the next takes the rest of packet 1, packet 2 and the start of packet 3 in one
         // write (one write per packet would be 8, 24, 32, 32 KiB).
@@ -379,7 +425,8 @@ mod tests {
         };
         let counter = AtomicU64::new(0);
         let cap = 64 * 1024;
-        let error = copy_holding(&mut channel, &mut Stalled, &counter, cap)
+        let tunnel = Semaphore::new(TUNNEL_HOLD_CAP);
+        let error = copy_holding(&mut channel, &mut Stalled, &counter, cap, &tunnel)
             .await
             .expect_err("the hold fills and the connection is cut");
         assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
@@ -390,7 +437,41 @@ mod tests {
         let admitted = 10_001 - channel.packets.0.len() - 1;
         let fit = 1 + (cap - held(&vec![0; FIRST_BUF])) / held(&vec![0; 1]);
         assert_eq!(admitted, fit, "chunks held within {cap} bytes");
-        assert!(error.to_string().contains("holding"), "{error}");
+        assert!(error.to_string().contains("for the local peer"), "{error}");
+        assert_eq!(tunnel.available_permits(), TUNNEL_HOLD_CAP, "all given back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tunnels_connections_share_one_hold_and_give_it_back_when_they_end() {
+        // A small first packet, then bulk: chunks of 8 KiB, 64 KiB and 64 KiB.
+        let bulk = || Packets(VecDeque::from([vec![1u8; FIRST_BUF], vec![2; BUF], vec![3; BUF]]));
+        let first_holds = held(&vec![0; FIRST_BUF]) + 2 * held(&vec![0; BUF]);
+        let spare = 1024; // less than any chunk
+        let tunnel = Semaphore::new(first_holds + spare);
+        let cap = 64 * 1024 * 1024;
+        let counter = AtomicU64::new(0);
+        // Two connections whose local peers never read, each well within its own cap: the
+        // first takes what the tunnel may hold, the second is cut for want of it.
+        let (mut first, mut second) = (bulk(), bulk());
+        let (mut first_peer, mut second_peer) = (Stalled, Stalled);
+        let holding = copy_holding(&mut first, &mut first_peer, &counter, cap, &tunnel);
+        let cut = async {
+            let mut turns = 0;
+            while tunnel.available_permits() > spare {
+                turns += 1;
+                assert!(turns < 10_000, "the first connection never filled the tunnel's hold");
+                tokio::task::yield_now().await;
+            }
+            copy_holding(&mut second, &mut second_peer, &counter, cap, &tunnel).await
+        };
+        let error = tokio::select! {
+            first = holding => panic!("the first connection ended: {first:?}"),
+            second = cut => second.expect_err("no memory left in the tunnel's hold"),
+        };
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert!(error.to_string().contains("tunnel's connections"), "{error}");
+        // The first connection was dropped with its chunks queued: their memory is back.
+        assert_eq!(tunnel.available_permits(), first_holds + spare);
     }
 
     /// Takes 1 KiB every 2 s: slow, never stalled.
@@ -421,9 +502,9 @@ mod tests {
     async fn a_slow_local_peer_is_not_a_stalled_one() {
         let mut channel = Packets(VecDeque::from([vec![1u8; FIRST_BUF], vec![2u8; 8 * 1024]]));
         let mut local = Slow(Box::pin(tokio::time::sleep(Duration::ZERO)), 0);
-        let counter = AtomicU64::new(0);
+        let counters = Counters::default();
         // 16 KiB at 1 KiB per 2 s: 30 s, far past STALL_TIMEOUT, with progress all along.
-        let copying = copy_buffered(&mut channel, &mut local, &counter);
+        let copying = copy_buffered(&mut channel, &mut local, &counters);
         // The source never ends, so the copy does not either: it runs until the time a
         // stalled peer would have been cut twice over, and must not have ended by then.
         let ran = tokio::time::timeout(Duration::from_secs(40), copying).await;
