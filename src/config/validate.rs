@@ -14,10 +14,10 @@ use super::conflicts;
 use super::env::Env;
 use super::error::Fault;
 use super::forward::{parse_forward_dynamic, parse_forward_local, parse_forward_remote};
-use super::model::{Config, JumpHost, TunnelConfig, TunnelName};
+use super::model::{Config, Identities, JumpHost, TunnelConfig, TunnelName};
 use super::raw::{RawDefaults, RawFile, RawTunnel, SpStr};
 use super::settings::Settings;
-use super::ssh_config::SshConfig;
+use super::ssh_config::{SshConfig, Tokens, expand_identity};
 use super::values::{duration, path};
 
 /// OpenSSH's default port, for jump hosts that name none.
@@ -129,12 +129,43 @@ fn tunnel(name: &SpStr, body: &Spanned<RawTunnel>, ctx: &Context) -> Result<Buil
         )?,
     };
     let resolved = settings.resolve(ctx.env, header)?;
+    let host = entry.host_name.clone().unwrap_or_else(|| alias.clone());
+    let identities = match resolved.identities {
+        // The ssh config's `IdentityFile`s, expanded as ssh would for this connection.
+        Identities::Configured(files)
+            if raw.identity_files.is_none() && entry.identity_files.is_some() =>
+        {
+            let jump = match &raw.jump {
+                Some(jump) => jump.get_ref().clone(),
+                None => entry.proxy_jump.unwrap_or_default().join(","),
+            };
+            let tokens = Tokens {
+                home: &ctx.env.home,
+                local_user: &ctx.env.user,
+                alias: &alias,
+                host: &host,
+                port: resolved.port,
+                remote_user: &resolved.user,
+                jump: &jump,
+                vars: &ctx.env.vars,
+            };
+            let expand = |file: PathBuf| {
+                expand_identity(&file, &tokens).map_err(|e| {
+                    let file = file.display();
+                    let why = format!("IdentityFile {file} in the ssh config for {alias:?}: {e}");
+                    Fault::new(header, why)
+                })
+            };
+            Identities::Configured(files.into_iter().map(expand).collect::<Result<_, _>>()?)
+        }
+        other => other,
+    };
     let config = TunnelConfig {
         name,
-        host: entry.host_name.unwrap_or(alias),
+        host,
         port: resolved.port,
         user: resolved.user,
-        identities: resolved.identities,
+        identities,
         agent: resolved.agent,
         local,
         remote,

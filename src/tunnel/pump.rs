@@ -438,13 +438,23 @@ mod tests {
         let fit = 1 + (cap - held(&vec![0; FIRST_BUF])) / held(&vec![0; 1]);
         assert_eq!(admitted, fit, "chunks held within {cap} bytes");
         assert!(error.to_string().contains("for the local peer"), "{error}");
-        assert_eq!(tunnel.available_permits(), TUNNEL_HOLD_CAP, "all given back");
+        assert_eq!(
+            tunnel.available_permits(),
+            TUNNEL_HOLD_CAP,
+            "all given back"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_tunnels_connections_share_one_hold_and_give_it_back_when_they_end() {
         // A small first packet, then bulk: chunks of 8 KiB, 64 KiB and 64 KiB.
-        let bulk = || Packets(VecDeque::from([vec![1u8; FIRST_BUF], vec![2; BUF], vec![3; BUF]]));
+        let bulk = || {
+            Packets(VecDeque::from([
+                vec![1u8; FIRST_BUF],
+                vec![2; BUF],
+                vec![3; BUF],
+            ]))
+        };
         let first_holds = held(&vec![0; FIRST_BUF]) + 2 * held(&vec![0; BUF]);
         let spare = 1024; // less than any chunk
         let tunnel = Semaphore::new(first_holds + spare);
@@ -459,7 +469,10 @@ mod tests {
             let mut turns = 0;
             while tunnel.available_permits() > spare {
                 turns += 1;
-                assert!(turns < 10_000, "the first connection never filled the tunnel's hold");
+                assert!(
+                    turns < 10_000,
+                    "the first connection never filled the tunnel's hold"
+                );
                 tokio::task::yield_now().await;
             }
             copy_holding(&mut second, &mut second_peer, &counter, cap, &tunnel).await
@@ -469,7 +482,10 @@ mod tests {
             second = cut => second.expect_err("no memory left in the tunnel's hold"),
         };
         assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
-        assert!(error.to_string().contains("tunnel's connections"), "{error}");
+        assert!(
+            error.to_string().contains("tunnel's connections"),
+            "{error}"
+        );
         // The first connection was dropped with its chunks queued: their memory is back.
         assert_eq!(tunnel.available_permits(), first_holds + spare);
     }

@@ -17,12 +17,14 @@ mod flatten;
 mod import;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 
 use ssh2_config::{ParseRule, SshConfig as Parsed};
 
 pub use import::{ImportNote, Imported, import_ssh_config, parse_ssh_config_import};
+pub use tokens::{Tokens, expand_identity};
 
 /// What the `Host` blocks matching one alias say, each `None` when no block sets it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -172,3 +172,43 @@ fn endless_or_huge_files_are_refused_not_read() {
         );
     }
 }
+
+#[test]
+fn ssh_config_identity_files_are_expanded_for_the_connection_as_ssh_does() {
+    let ssh = "Host saturn\n  HostName saturn.example.org\n  Port 2222\n  \
+               IdentityFile %d/keys/%h_%r_%p\n  IdentityFile ~/keys/%n-%u\n";
+    let (cfg, _dir) = with_ssh(ssh, "", "host = \"saturn\"\nuser = \"jane\"");
+    let t = tunnel(&cfg, "t");
+    let home = env().home;
+    assert_eq!(
+        t.identities,
+        Identities::Configured(vec![
+            home.join("keys/saturn.example.org_jane_2222"),
+            home.join("keys/saturn-me"),
+        ])
+    );
+    // pairtun's own paths are not ssh's: a `%` there is a character.
+    let (cfg, _dir) = with_ssh(ssh, "identity_files = [\"/keys/100%\"]", "host = \"mars\"");
+    let t = tunnel(&cfg, "t");
+    assert_eq!(
+        t.identities,
+        Identities::Configured(vec![PathBuf::from("/keys/100%")])
+    );
+}
+
+#[test]
+fn an_identity_file_ssh_could_not_expand_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ssh_config");
+    std::fs::write(&file, "Host saturn\n  IdentityFile /keys/%z\n").unwrap();
+    let text = format!(
+        "[defaults]\nssh_config = {:?}\n[tunnels.t]\nhost = \"saturn\"\nlocal = [\"9999:localhost:1\"]\n",
+        file.display().to_string()
+    );
+    let e = err(&text).to_string();
+    assert!(
+        e.contains("IdentityFile /keys/%z in the ssh config for \"saturn\": unknown token %z"),
+        "{e}"
+    );
+    assert!(e.contains("pairtun.toml:3:1:"), "points at the tunnel's header: {e}");
+}
