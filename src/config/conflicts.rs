@@ -74,11 +74,29 @@ fn local_clash(a: &LocalListen, b: &LocalListen) -> bool {
 fn remote_clash(a: &RemoteListen, b: &RemoteListen) -> bool {
     match (a, b) {
         (RemoteListen::Tcp { bind: a, port: p }, RemoteListen::Tcp { bind: b, port: q }) => {
-            *p != 0 && p == q && a == b
+            *p != 0 && p == q && same_remote_address(a, b)
         }
         (RemoteListen::Unix(a), RemoteListen::Unix(b)) => a == b,
         _ => false,
     }
+}
+
+/// Whether sshd binds at least one address twice for these two bind addresses, whatever its
+/// `GatewayPorts` and OS: the same name (case aside), all interfaces (`""`) and one family's
+/// wildcard, `localhost` and one of its loopback addresses. Other pairs (a wildcard and
+/// `localhost`) fail only on some relays, so they are left for the relay to judge.
+fn same_remote_address(a: &str, b: &str) -> bool {
+    const SAME: [(&str, &str); 4] = [
+        ("", "0.0.0.0"),
+        ("", "::"),
+        ("localhost", "127.0.0.1"),
+        ("localhost", "::1"),
+    ];
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    a == b
+        || SAME
+            .iter()
+            .any(|&(x, y)| (a == x && b == y) || (a == y && b == x))
 }
 
 fn describe_local(listen: &LocalListen) -> String {
@@ -90,6 +108,9 @@ fn describe_local(listen: &LocalListen) -> String {
 
 fn describe_remote(listen: &RemoteListen) -> String {
     match listen {
+        RemoteListen::Tcp { bind, port } if bind.is_empty() => {
+            format!("remote port {port} on all interfaces (\"*\")")
+        }
         RemoteListen::Tcp { bind, port } => format!("remote port {port} on {bind:?}"),
         RemoteListen::Unix(path) => format!("remote socket {path}"),
     }

@@ -43,6 +43,25 @@ pub(super) const CASES: &[(&str, usize, usize, &str)] = &[
         24,
         "remote port 1235 on \"localhost\" is already requested by remote[0]",
     ),
+    // the same address under another name
+    (
+        "[tunnels.t]\nhost = \"h\"\nremote = [\"1235:x:22\", \"127.0.0.1:1235:y:22\"]\n",
+        3,
+        24,
+        "remote port 1235 on \"127.0.0.1\" is already requested by remote[0]",
+    ),
+    (
+        "[tunnels.t]\nhost = \"h\"\nremote = [\"[::]:1235:x:22\", \"*:1235:y:22\"]\n",
+        3,
+        29,
+        "remote port 1235 on all interfaces (\"*\") is already requested by remote[0]",
+    ),
+    (
+        "[tunnels.t]\nhost = \"h\"\nremote = [\"Relay.Example:1235:x:22\", \"relay.example:1235:y:22\"]\n",
+        3,
+        38,
+        "is already requested by remote[0]",
+    ),
     (
         "[tunnels.t]\nhost = \"h\"\nremote = [\"/r/s:x:22\", \"/r/s:/l\"]\n",
         3,

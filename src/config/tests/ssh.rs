@@ -210,5 +210,8 @@ fn an_identity_file_ssh_could_not_expand_is_an_error_naming_it() {
         e.contains("IdentityFile /keys/%z in the ssh config for \"saturn\": unknown token %z"),
         "{e}"
     );
-    assert!(e.contains("pairtun.toml:3:1:"), "points at the tunnel's header: {e}");
+    assert!(
+        e.contains("pairtun.toml:3:1:"),
+        "points at the tunnel's header: {e}"
+    );
 }
