@@ -10,6 +10,7 @@ mod remote;
 pub mod state;
 mod supervisor;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -53,7 +54,8 @@ pub enum Message {
     /// A user command.
     Command(Command),
     /// Answer on the channel: proves the supervisor loop is not wedged (systemd watchdog).
-    /// Answered wherever the supervisor waits for commands.
+    /// Answered wherever the supervisor waits for commands, and during its bounded long steps
+    /// ([`Inbox::busy`]).
     Probe(tokio::sync::oneshot::Sender<()>),
     /// Check the session now (the machine woke up, or the network changed): a session that does
     /// not answer is replaced at once, a pending retry happens now.
@@ -67,25 +69,85 @@ enum Event {
     Wakeup(Wakeup),
 }
 
-/// Receives the next command, answering probes and ignoring wake-ups on the way (for waits
-/// where there is no session to check and no retry to bring forward).
-async fn next(messages: &mut mpsc::Receiver<Message>) -> Option<Command> {
-    loop {
-        if let Event::Command(command) = next_event(messages).await? {
-            return Some(command);
-        }
-    }
+/// Commands and wake-ups received during one [`Inbox::busy`] step, at most: as many as the
+/// channel holds. With that many waiting, the rest stay in the channel until the step ends.
+const DEFERRED_MAX: usize = MESSAGES;
+
+/// Messages a tunnel's task may have waiting.
+const MESSAGES: usize = 16;
+
+/// A supervisor's messages. Probes are answered wherever it waits, and also during its long
+/// steps ([`Inbox::busy`]): a supervisor setting up remote forwards, checking a session after a
+/// wake-up or letting connections finish is busy for a bounded time, not wedged, and must not
+/// get the whole daemon restarted by the watchdog. Commands and wake-ups that arrive during a
+/// step are kept, in order, for after it (repeated wake-ups as one).
+pub struct Inbox {
+    messages: mpsc::Receiver<Message>,
+    deferred: VecDeque<Event>,
+    /// The channel ended during a step: `None` once `deferred` is empty.
+    closed: bool,
 }
 
-/// Receives the next command or wake-up, answering probes on the way.
-async fn next_event(messages: &mut mpsc::Receiver<Message>) -> Option<Event> {
-    loop {
-        match messages.recv().await? {
-            Message::Probe(ack) => {
-                let _ = ack.send(());
+impl Inbox {
+    fn new(messages: mpsc::Receiver<Message>) -> Self {
+        Inbox {
+            messages,
+            deferred: VecDeque::new(),
+            closed: false,
+        }
+    }
+
+    /// The next command, answering probes and ignoring wake-ups on the way (for waits where
+    /// there is no session to check and no retry to bring forward).
+    async fn next(&mut self) -> Option<Command> {
+        loop {
+            if let Event::Command(command) = self.next_event().await? {
+                return Some(command);
             }
-            Message::Command(command) => return Some(Event::Command(command)),
-            Message::Wakeup(why) => return Some(Event::Wakeup(why)),
+        }
+    }
+
+    /// The next command or wake-up, answering probes on the way. Cancel-safe.
+    async fn next_event(&mut self) -> Option<Event> {
+        if let Some(event) = self.deferred.pop_front() {
+            return Some(event);
+        }
+        if self.closed {
+            return None;
+        }
+        loop {
+            match self.messages.recv().await? {
+                Message::Probe(ack) => {
+                    let _ = ack.send(());
+                }
+                Message::Command(command) => return Some(Event::Command(command)),
+                Message::Wakeup(why) => return Some(Event::Wakeup(why)),
+            }
+        }
+    }
+
+    /// Runs `step` to its end, answering probes meanwhile; commands and wake-ups wait for the
+    /// next [`Inbox::next_event`]. Only for steps with a bound of their own.
+    async fn busy<T>(&mut self, step: impl Future<Output = T>) -> T {
+        tokio::pin!(step);
+        loop {
+            let room = self.deferred.len() < DEFERRED_MAX && !self.closed;
+            tokio::select! {
+                biased;
+                out = &mut step => return out,
+                message = self.messages.recv(), if room => match message {
+                    Some(Message::Probe(ack)) => {
+                        let _ = ack.send(());
+                    }
+                    Some(Message::Command(command)) => self.deferred.push_back(Event::Command(command)),
+                    Some(Message::Wakeup(why)) => {
+                        if !self.deferred.iter().any(|e| matches!(e, Event::Wakeup(_))) {
+                            self.deferred.push_back(Event::Wakeup(why));
+                        }
+                    }
+                    None => self.closed = true,
+                },
+            }
         }
     }
 }
@@ -142,13 +204,13 @@ impl TunnelHandle {
         changed: Arc<tokio::sync::Notify>,
     ) -> Self {
         let config = Arc::new(config);
-        let (commands, rx) = mpsc::channel(16);
+        let (commands, rx) = mpsc::channel(MESSAGES);
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
         let sup = supervisor::Supervisor::new(
             config.clone(),
             enabled,
-            rx,
+            Inbox::new(rx),
             counters.clone(),
             cancel.clone(),
             grace,
@@ -224,5 +286,69 @@ impl TunnelHandle {
         if let Err(e) = self.task.await {
             tracing::error!(tunnel = %self.config.name, error = %e, "tunnel task failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_inbox_answers_probes_and_keeps_commands_for_after_the_step() {
+        let (tx, rx) = mpsc::channel(MESSAGES);
+        let mut inbox = Inbox::new(rx);
+        let (ack, answered) = tokio::sync::oneshot::channel();
+        let during = async {
+            tx.send(Message::Command(Command::Restart)).await.unwrap();
+            tx.send(Message::Wakeup(Wakeup::NetworkChanged))
+                .await
+                .unwrap();
+            tx.send(Message::Probe(ack)).await.unwrap();
+            tx.send(Message::Wakeup(Wakeup::NetworkChanged))
+                .await
+                .unwrap();
+            tx.send(Message::Command(Command::Down)).await.unwrap();
+            // Answered while the step still runs.
+            answered.await.expect("probe answered during the step");
+        };
+        let step = async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            "done"
+        };
+        let (out, ()) = tokio::join!(inbox.busy(step), during);
+        assert_eq!(out, "done");
+        // In order, the repeated wake-up once.
+        let mut after = Vec::new();
+        drop(tx);
+        while let Some(event) = inbox.next_event().await {
+            after.push(event);
+        }
+        assert_eq!(
+            after,
+            [
+                Event::Command(Command::Restart),
+                Event::Wakeup(Wakeup::NetworkChanged),
+                Event::Command(Command::Down),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_deferral_leaves_the_rest_in_the_channel_in_order() {
+        let (tx, rx) = mpsc::channel(2 * MESSAGES);
+        let mut inbox = Inbox::new(rx);
+        for _ in 0..DEFERRED_MAX {
+            tx.send(Message::Command(Command::Up)).await.unwrap();
+        }
+        tx.send(Message::Command(Command::Down)).await.unwrap();
+        inbox.busy(tokio::time::sleep(Duration::from_secs(1))).await;
+        assert_eq!(inbox.deferred.len(), DEFERRED_MAX);
+        drop(tx);
+        let mut after = Vec::new();
+        while let Some(event) = inbox.next_event().await {
+            after.push(event);
+        }
+        assert_eq!(after.len(), DEFERRED_MAX + 1);
+        assert_eq!(after.last(), Some(&Event::Command(Command::Down)));
     }
 }

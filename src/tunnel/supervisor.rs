@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -75,7 +75,7 @@ impl Drop for Listeners {
 
 pub struct Supervisor {
     config: Arc<TunnelConfig>,
-    commands: mpsc::Receiver<super::Message>,
+    inbox: super::Inbox,
     reporter: Reporter,
     counters: Arc<Counters>,
     cancel: CancellationToken,
@@ -94,7 +94,7 @@ impl Supervisor {
     pub fn new(
         config: Arc<TunnelConfig>,
         enabled: bool,
-        commands: mpsc::Receiver<super::Message>,
+        inbox: super::Inbox,
         counters: Arc<Counters>,
         cancel: CancellationToken,
         grace: super::Grace,
@@ -109,7 +109,7 @@ impl Supervisor {
             demand: Arc::new(tokio::sync::Notify::new()),
             config,
             enabled,
-            commands,
+            inbox,
             counters,
             cancel,
             grace,
@@ -151,7 +151,7 @@ impl Supervisor {
     async fn next_command(&mut self) -> Option<Command> {
         tokio::select! {
             _ = self.cancel.cancelled() => None,
-            c = super::next(&mut self.commands) => c,
+            c = self.inbox.next() => c,
         }
     }
 
@@ -217,7 +217,7 @@ impl Supervisor {
                 loop {
                     tokio::select! {
                         _ = self.cancel.cancelled() => return Exit::Shutdown,
-                        e = super::next_event(&mut self.commands) => match e {
+                        e = self.inbox.next_event() => match e {
                             None => return Exit::Shutdown,
                             Some(Event::Command(Command::Down)) => return Exit::Disabled,
                             // Already connecting: a script repeating `up` must not keep restarting it.
@@ -311,7 +311,7 @@ impl Supervisor {
                         tracing::info!(tunnel = %self.config.name, in_ms, "a connection is waiting: retrying without waiting out the backoff");
                         self.reporter.set_state(TunnelState::Backoff, attempt.max(1), Some(retry_at.into_std()), None);
                     }
-                    e = super::next_event(&mut self.commands) => match e {
+                    e = self.inbox.next_event() => match e {
                         None => return Exit::Shutdown,
                         Some(Event::Command(Command::Down)) => return Exit::Disabled,
                         Some(Event::Command(_)) => { self.backoff.reset(); attempt = 0; break; }
@@ -326,11 +326,41 @@ impl Supervisor {
         }
     }
 
+    /// Asks the relay for each remote forward in turn (each within what is left of `deadline`,
+    /// at least 1 s); one refused or unanswered is retried on its own, in the background.
+    async fn request_remote_forwards(
+        config: &TunnelConfig,
+        reporter: &Reporter,
+        live: &Arc<Live>,
+        deadline: Instant,
+    ) {
+        let offset = config.local.len();
+        for (i, forward) in config.remote.iter().enumerate() {
+            let timeout = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1));
+            match remote::request(live, forward, timeout).await {
+                Ok(()) => reporter.set_forward(offset + i, ForwardState::Up, None),
+                Err(message) => {
+                    reporter.set_forward(offset + i, ForwardState::Error, Some(message));
+                    live.shared.tasks.spawn(remote::retry(
+                        live.clone(),
+                        offset + i,
+                        forward.clone(),
+                        reporter.clone(),
+                        config.timing.backoff,
+                        config.timing.connect_timeout,
+                    ));
+                }
+            }
+        }
+    }
+
     /// Whether the session answers a keepalive promptly, checked after a wake-up: a path that
     /// died while the machine slept, or whose address went away, would otherwise hold the
     /// tunnel until keepalives time out.
-    async fn answers(&self, live: &Live, why: Wakeup) -> Result<(), TunnelError> {
-        let dead_after = crate::net::dead_after(&self.config.timing);
+    async fn answers(config: &TunnelConfig, live: &Live, why: Wakeup) -> Result<(), TunnelError> {
+        let dead_after = crate::net::dead_after(&config.timing);
         let step = WAKEUP_PROBE.min(dead_after);
         let started = Instant::now();
         let ping = live.handle.send_ping();
@@ -347,7 +377,7 @@ impl Supervisor {
                 _ = live.shared.ended.cancelled() => return Ok(()),
                 r = &mut ping => {
                     if r.is_ok() {
-                        tracing::debug!(tunnel = %self.config.name, %why, "session still answers");
+                        tracing::debug!(tunnel = %config.name, %why, "session still answers");
                         return Ok(());
                     }
                     break;
@@ -402,29 +432,8 @@ impl Supervisor {
         ));
         self.reporter
             .set_forwards(ForwardKind::Remote, ForwardState::Pending);
-        let offset = self.config.local.len();
-        for (i, forward) in self.config.remote.iter().enumerate() {
-            let timeout = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_secs(1));
-            match remote::request(&live, forward, timeout).await {
-                Ok(()) => self
-                    .reporter
-                    .set_forward(offset + i, ForwardState::Up, None),
-                Err(message) => {
-                    self.reporter
-                        .set_forward(offset + i, ForwardState::Error, Some(message));
-                    live.shared.tasks.spawn(remote::retry(
-                        live.clone(),
-                        offset + i,
-                        forward.clone(),
-                        self.reporter.clone(),
-                        self.config.timing.backoff,
-                        self.config.timing.connect_timeout,
-                    ));
-                }
-            }
-        }
+        let setup = Self::request_remote_forwards(&self.config, &self.reporter, &live, deadline);
+        self.inbox.busy(setup).await;
         let started = Instant::now();
         // Ended while the remote forwards were being set up: never `up` (the loop below
         // reports it lost at once).
@@ -443,12 +452,13 @@ impl Supervisor {
                     break Served::Lost(error, started.elapsed());
                 }
                 _ = self.cancel.cancelled() => break Served::Shutdown,
-                e = super::next_event(&mut self.commands) => match e {
+                e = self.inbox.next_event() => match e {
                     // Already up: `up` has nothing to do.
                     Some(Event::Command(Command::Up)) => {}
                     Some(Event::Command(c)) => break Served::Command(c),
                     Some(Event::Wakeup(why)) => {
-                        if let Err(e) = self.answers(&live, why).await {
+                        let check = Self::answers(&self.config, &live, why);
+                        if let Err(e) = self.inbox.busy(check).await {
                             break Served::Stale(e, started.elapsed());
                         }
                     }
@@ -501,12 +511,11 @@ impl Supervisor {
             return;
         }
         let grace = self.grace.get();
-        tracing::info!(tunnel = %self.config.name, ?grace, "waiting for live connections");
-        if tokio::time::timeout(grace, self.counters.wait_idle())
-            .await
-            .is_err()
-        {
-            tracing::warn!(tunnel = %self.config.name, "grace period over; closing live connections");
+        let name = &self.config.name;
+        tracing::info!(tunnel = %name, ?grace, "waiting for live connections");
+        let idle = tokio::time::timeout(grace, self.counters.wait_idle());
+        if self.inbox.busy(idle).await.is_err() {
+            tracing::warn!(tunnel = %name, "grace period over; closing live connections");
         }
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::binary::Pairtund;
-use crate::harness::write_config;
+use crate::control::wait_state;
+use crate::harness::{Relay, local_spec, write_config};
+use crate::support::echo::EchoServer;
 
 /// Collects sd_notify datagrams.
 struct Systemd {
@@ -25,6 +27,17 @@ impl Systemd {
             socket,
             seen: Vec::new(),
         }
+    }
+
+    /// Reads what has arrived so far, so the next [`Systemd::expect`] sees only what comes after.
+    fn clear(&mut self) {
+        self.socket.set_nonblocking(true).unwrap();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            self.seen
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        self.socket.set_nonblocking(false).unwrap();
     }
 
     /// Waits for a datagram containing `needle`; returns it.
@@ -93,6 +106,63 @@ fn plays_systemd_ready_status_watchdog_reloading_stopping() {
         "{}",
         d.log()
     );
+}
+
+/// A tunnel letting a live connection finish after `down` is busy, not wedged: the watchdog
+/// pings go on (they used to be withheld for the whole grace period, so a `shutdown_grace`
+/// above half of `WatchdogSec` got the daemon, and every tunnel, killed by systemd).
+#[test]
+fn watchdog_pings_go_on_while_a_tunnel_lets_its_connections_finish() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let echo = EchoServer::start();
+    let port = crate::support::sshd::free_port();
+    let toml = format!(
+        "[defaults]\nknown_hosts = {:?}\nidentity_files = [{:?}]\nagent_socket = \"\"\n\
+         shutdown_grace = \"60s\"\n{}",
+        relay.known_hosts().display().to_string(),
+        relay.key.private_path().display().to_string(),
+        relay.tunnel("t", vec![local_spec(port, echo.port())], vec![])
+    );
+    let config = write_config(relay.dir.path(), &toml);
+    let notify = relay.dir.path().join("notify.sock");
+    let mut systemd = Systemd::bind(&notify);
+    let socket = relay.dir.path().join("run").join("pairtund.sock");
+    let d = Pairtund::start_with_env(
+        &config,
+        &socket,
+        &[
+            ("NOTIFY_SOCKET", notify.as_os_str()),
+            ("WATCHDOG_USEC", "400000".as_ref()),
+        ],
+    );
+    systemd.expect("READY=1", Duration::from_secs(10));
+    wait_state(&d, "t", "up");
+    let mut live = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    live.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(&mut live, b"one").unwrap();
+    std::io::Read::read_exact(&mut live, &mut [0u8; 3]).unwrap();
+
+    let down = d.ctl(&["down", "t"]);
+    assert!(down.status.success(), "{down:?}");
+    // Draining once its listener is closed: the live connection holds it for up to a minute.
+    crate::support::wait::until("listener closed", Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    // Pings every 200 ms; five sent after the drain began prove it is not one that slipped
+    // through.
+    systemd.clear();
+    for _ in 0..5 {
+        systemd.expect("WATCHDOG=1", Duration::from_secs(2));
+    }
+    assert!(
+        !d.log().contains("did not answer"),
+        "a ping was withheld: {}",
+        d.log()
+    );
+    drop(live);
 }
 
 #[test]
