@@ -3,8 +3,6 @@
 //! here, on the client, against the config file, and asks the daemon only for what needs a
 //! connection (each forward as the relay answered it); exit 1 when any check fails.
 
-use std::path::PathBuf;
-
 use pairtun::config::{self, Env, TunnelName};
 use pairtun::doctor::{self, Check, Level};
 use pairtun::protocol::{Request, Response};
@@ -79,7 +77,7 @@ async fn checks(ctx: &Ctx, name: Option<String>) -> Result<Vec<Check>, Failure> 
         None => config.tunnels.values().cloned().collect(),
     };
     let mut checks = doctor::config_checks(&config);
-    let agent = env.var("SSH_AUTH_SOCK").map(PathBuf::from);
+    let agent = config::AgentSource::from_env(|name| env.var(name).map(Into::into));
     let statuses = daemon_statuses(ctx, &mut checks).await;
     for tunnel in &tunnels {
         checks.extend(doctor::tunnel_checks(tunnel, agent.as_deref()).await);

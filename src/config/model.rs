@@ -175,12 +175,30 @@ impl Identities {
 /// Where ssh-agent is found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentSource {
-    /// `$SSH_AUTH_SOCK`, read at each connection attempt (the agent may come and go).
+    /// `$SSH_AUTH_SOCK`, read at each connection attempt (the agent may come and go); see
+    /// [`AgentSource::from_env`].
     Env,
     /// A fixed socket path (service managers often lack `SSH_AUTH_SOCK`).
     Path(PathBuf),
     /// `agent_socket = ""`: never use an agent.
     Disabled,
+}
+
+impl AgentSource {
+    /// What [`AgentSource::Env`] means now: `$SSH_AUTH_SOCK`; without it (a service whose
+    /// manager was not given the login session's environment), the socket at
+    /// `$XDG_RUNTIME_DIR/ssh-agent.socket` if there is one, where OpenSSH's and many desktops'
+    /// agent user units listen. `var` reads a variable (`std::env::var_os` in the daemon).
+    pub fn from_env(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+        use std::os::unix::fs::FileTypeExt;
+        if let Some(path) = var("SSH_AUTH_SOCK").filter(|p| !p.is_empty()) {
+            return Some(path.into());
+        }
+        let runtime = PathBuf::from(var("XDG_RUNTIME_DIR").filter(|p| !p.is_empty())?);
+        let socket = runtime.join("ssh-agent.socket");
+        let is_socket = std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket());
+        is_socket.then_some(socket)
+    }
 }
 
 /// Timing knobs, all validated positive.

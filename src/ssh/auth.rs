@@ -86,9 +86,9 @@ async fn try_agent(
     let path = match &tunnel.agent {
         AgentSource::Disabled => return Ok(false),
         AgentSource::Path(p) => p.clone(),
-        AgentSource::Env => match std::env::var_os("SSH_AUTH_SOCK") {
-            Some(p) if !p.is_empty() => p.into(),
-            _ => return Ok(false),
+        AgentSource::Env => match AgentSource::from_env(|name| std::env::var_os(name)) {
+            Some(path) => path,
+            None => return Ok(false),
         },
     };
     // A fresh agent connection per attempt: the agent may have restarted since the last one.

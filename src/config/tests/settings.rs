@@ -358,3 +358,37 @@ fn no_user_anywhere_is_an_error() {
     .unwrap_err();
     assert!(e.message.contains("home directory is unknown"), "{e}");
 }
+
+#[test]
+fn the_agent_from_the_environment_falls_back_to_the_runtime_dirs_agent_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().to_str().unwrap().to_owned();
+    let vars = |pairs: &'static [(&'static str, &'static str)], runtime: String| {
+        move |name: &str| {
+            if name == "XDG_RUNTIME_DIR" {
+                return Some(std::ffi::OsString::from(runtime.clone()));
+            }
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| std::ffi::OsString::from(v))
+        }
+    };
+    let set = vars(&[("SSH_AUTH_SOCK", "/run/agent.sock")], runtime.clone());
+    assert_eq!(
+        AgentSource::from_env(set),
+        Some(PathBuf::from("/run/agent.sock"))
+    );
+    // No socket there yet: no agent, rather than a path that cannot work.
+    assert_eq!(AgentSource::from_env(vars(&[], runtime.clone())), None);
+    let socket = dir.path().join("ssh-agent.socket");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    assert_eq!(
+        AgentSource::from_env(vars(&[], runtime.clone())),
+        Some(socket.clone())
+    );
+    // An empty SSH_AUTH_SOCK is unset.
+    let empty = vars(&[("SSH_AUTH_SOCK", "")], runtime);
+    assert_eq!(AgentSource::from_env(empty), Some(socket));
+    assert_eq!(AgentSource::from_env(|_| None), None);
+}
