@@ -86,7 +86,9 @@ fn socket_path_for(env: &Env, uid: u32) -> PathBuf {
 
 /// Creates the socket's parent directory (mode 0700) if missing, and refuses one that another
 /// user owns or that group or others may enter: in a shared temp dir, someone else could have
-/// made it first to intercept the socket.
+/// made it first to intercept the socket. A symbolic link there must be the user's own too:
+/// another user's link to one of the user's private directories passes the other checks, and
+/// its owner could later point it at a directory of theirs.
 pub fn prepare_dir(path: &Path) -> Result<(), BindError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -97,14 +99,29 @@ pub fn prepare_dir(path: &Path) -> Result<(), BindError> {
         .mode(0o700)
         .create(dir)
         .map_err(io_error("cannot create", dir))?;
+    let link = std::fs::symlink_metadata(dir).map_err(io_error("cannot inspect", dir))?;
+    let link_owner = link.file_type().is_symlink().then_some(link.uid());
     let meta = std::fs::metadata(dir).map_err(io_error("cannot inspect", dir))?;
     let me = nix::unistd::geteuid().as_raw();
-    match dir_problem(meta.is_dir(), meta.uid(), meta.mode(), me) {
+    let problem = link_problem(link_owner, me)
+        .or_else(|| dir_problem(meta.is_dir(), meta.uid(), meta.mode(), me));
+    match problem {
         None => Ok(()),
         Some(reason) => Err(BindError::UnsafeDir {
             dir: dir.to_path_buf(),
             reason,
         }),
+    }
+}
+
+/// What makes a symbolic link in the directory's place unfit, if anything (`link_owner`: the
+/// link's owner, `None` when it is not a link).
+fn link_problem(link_owner: Option<u32>, me: u32) -> Option<String> {
+    match link_owner {
+        Some(owner) if owner != me => Some(format!(
+            "it is a symbolic link that belongs to uid {owner}, not to you (uid {me}); remove it or choose another --socket"
+        )),
+        _ => None,
     }
 }
 
@@ -279,5 +296,26 @@ mod tests {
             let problem = problem.unwrap_or_default();
             assert!(problem.contains(want), "{problem}");
         }
+        assert_eq!(link_problem(None, 7), None);
+        assert_eq!(link_problem(Some(7), 7), None, "the user's own link");
+        let foreign = link_problem(Some(8), 7).unwrap_or_default();
+        assert!(
+            foreign.contains("symbolic link that belongs to uid 8"),
+            "{foreign}"
+        );
+    }
+
+    #[test]
+    fn a_link_to_a_private_directory_is_judged_by_its_own_owner_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let private = tmp.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700);
+        std::fs::set_permissions(&private, mode).unwrap();
+        let link = tmp.path().join("pairtun-link");
+        std::os::unix::fs::symlink(&private, &link).unwrap();
+        // The user's own link is followed (a link owned by someone else cannot be made here
+        // without a second account: `link_problem` is checked above).
+        prepare_dir(&link.join("pairtund.sock")).expect("own link to a private directory");
     }
 }
