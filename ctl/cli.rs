@@ -18,11 +18,13 @@ pub const DEFAULT_WAIT: &str = "30s";
 #[derive(Debug, Parser)]
 #[command(name = "pairtunctl", version, propagate_version = true)]
 pub struct Cli {
-    /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
-    #[arg(long, global = true, env = "PAIRTUN_SOCKET", value_name = "PATH")]
+    /// Control socket [default: $PAIRTUN_SOCKET, else $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
+    // The variables are read with the defaults (`Env`), where an empty one counts as unset.
+    #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Configuration file, for `doctor`, `invite` and `import` (the daemon reads its own)
-    #[arg(long, global = true, env = "PAIRTUN_CONFIG", value_name = "PATH")]
+    /// [default: $PAIRTUN_CONFIG, else $XDG_CONFIG_HOME/pairtun/config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Print the daemon's replies as JSON (one object per line for streams)
     #[arg(long, global = true)]

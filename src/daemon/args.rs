@@ -10,11 +10,12 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Parser)]
 #[command(name = "pairtund", version, about)]
 pub struct DaemonArgs {
-    /// Configuration file [default: $XDG_CONFIG_HOME/pairtun/config.toml]
-    #[arg(long, env = "PAIRTUN_CONFIG", value_name = "PATH")]
+    /// Configuration file [default: $PAIRTUN_CONFIG, else $XDG_CONFIG_HOME/pairtun/config.toml]
+    // The variables are read with the defaults (`Env`), where an empty one counts as unset.
+    #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Control socket [default: $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
-    #[arg(long, env = "PAIRTUN_SOCKET", value_name = "PATH")]
+    /// Control socket [default: $PAIRTUN_SOCKET, else $XDG_RUNTIME_DIR/pairtun/pairtund.sock]
+    #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Control connections held at once; at the limit the one idle longest is closed to make
     /// room, so silent clients cannot lock pairtunctl out

@@ -200,3 +200,23 @@ fn invalid_config_exits_1_naming_file_line_and_column() {
         daemon.log()
     );
 }
+
+/// An empty `PAIRTUN_SOCKET` or `PAIRTUN_CONFIG` (a unit or plist that sets it to nothing) is
+/// unset, as for every other variable pairtun reads; it used to be a usage error (exit 2).
+#[test]
+fn empty_pairtun_variables_mean_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairtunctl"));
+    cmd.arg("ping")
+        .env("PAIRTUN_SOCKET", "")
+        .env("PAIRTUN_CONFIG", "")
+        .env("XDG_RUNTIME_DIR", dir.path());
+    let out = crate::support::process::run_with_timeout(&mut cmd, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let default = dir.path().join("pairtun").join("pairtund.sock");
+    assert!(
+        stderr.contains(&format!("no socket at {}", default.display())),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+}
