@@ -11,8 +11,9 @@ use crate::control::server::{Handler, Reply};
 use crate::protocol::{ErrorKind, PROTOCOL_VERSION, Request, Response, daemon_version};
 use crate::tunnel::{Command, Published, TunnelState};
 
-/// How long an `up --wait` stream may run if the client never goes away.
-const WAIT_LIMIT: Duration = Duration::from_secs(600);
+/// How long an `up --wait` stream may run if the client never goes away: as long as the
+/// longest `--wait` pairtunctl accepts, which ends the stream itself when its own wait is over.
+const WAIT_LIMIT: Duration = crate::config::MAX_DURATION;
 
 /// Serves control requests for one daemon.
 pub struct ControlHandler {
@@ -89,7 +90,7 @@ impl Handler for ControlHandler {
                 }
                 Err(e) => Response::error(ErrorKind::Config, e.to_string()),
             }),
-            Request::Logs { name, follow } => logs_stream(name, follow),
+            Request::Logs { name, follow } => logs_stream(d, name, follow),
         }
     }
 }
@@ -199,6 +200,14 @@ fn wait_stream(
                                 .await,
                         );
                     }
+                    // Someone ran `down` meanwhile: nothing more will happen to wait for.
+                    TunnelState::Stopped if (state, since) != stale => {
+                        let message = format!("`{name}` was stopped (`down`) while waiting");
+                        return drop(
+                            out.send(Response::error(ErrorKind::TunnelFailed, message))
+                                .await,
+                        );
+                    }
                     _ => {}
                 }
                 tokio::select! {
@@ -222,11 +231,19 @@ fn wait_stream(
     Reply::Stream(reply)
 }
 
-fn logs_stream(name: Option<String>, follow: bool) -> Reply {
+fn logs_stream(daemon: &Daemon, name: Option<String>, follow: bool) -> Reply {
     let log = EventLog::global();
     // Subscribe before taking the backlog so nothing falls between the two.
     let mut live = log.follow();
     let backlog = log.recent(name.as_deref());
+    // A name that is neither a tunnel nor in the log is a typo: say so rather than print
+    // nothing (or, following, wait forever). A dropped tunnel's events can still be read.
+    if let Some(name) = name.as_deref()
+        && backlog.is_empty()
+        && let Err(e) = daemon.status(Some(name))
+    {
+        return Reply::One(error(e));
+    }
     // The backlog (and, without `follow`, the end) queued before the reply is returned, as in
     // `watch_stream`; room for 64 more while following.
     let (out, reply) = mpsc::channel(backlog.len() + 64);

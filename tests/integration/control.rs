@@ -511,3 +511,51 @@ fn a_second_signal_exits_at_once() {
     );
     drop(live);
 }
+
+/// `up --wait` ends as soon as someone else runs `down` (it used to wait out its whole
+/// `--wait`), and `logs` of a name that is no tunnel says so (it printed nothing and, with
+/// `-f`, waited forever).
+#[test]
+fn up_wait_ends_at_a_down_and_logs_of_an_unknown_name_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let toml = format!(
+        "[defaults]\nagent_socket = \"\"\nbackoff = {{ initial = \"1m\", max = \"1m\" }}\n\
+         [tunnels.t]\nhost = \"127.0.0.1\"\nport = {closed}\nuser = \"nobody\"\n\
+         autostart = false\nlocal = [\"127.0.0.1:{}:localhost:22\"]\n",
+        free_port()
+    );
+    let config = write_config(dir.path(), &toml);
+    let d = Pairtund::start(&config);
+    d.wait_ready();
+
+    let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_pairtunctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["up", "t", "--wait=60s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_state(&d, "t", "backoff");
+    let down = d.ctl(&["down", "t"]);
+    assert!(down.status.success(), "{down:?}");
+    let ended = wait::until_some("up --wait ended", Duration::from_secs(10), || {
+        waiting.try_wait().unwrap()
+    });
+    let out = waiting.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(ended.code(), Some(1), "{err}");
+    assert!(err.contains("stopped (`down`) while waiting"), "{err}");
+
+    for args in [&["logs", "nosuch"][..], &["logs", "-f", "nosuch"]] {
+        let logs = d.ctl(args);
+        assert_eq!(logs.status.code(), Some(1), "{args:?}: {logs:?}");
+        assert!(
+            stderr(&logs).contains("no tunnel named `nosuch`"),
+            "{logs:?}"
+        );
+    }
+    let known = d.ctl(&["logs", "t"]);
+    assert_eq!(known.status.code(), Some(0), "{known:?}");
+}
