@@ -129,29 +129,31 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// `text` as a TOML string (Rust's `{:?}` escapes differently, e.g. `\u{1b}`).
+fn toml_str(text: &str) -> String {
+    toml_edit::Value::from(text).to_string()
+}
+
 impl Invitation {
     /// The text to send the partner: a config table, the same as a `pairtunctl add` and an
     /// `ssh` command line, and the relay settings.
     pub fn text(&self) -> String {
-        let list = |v: &[String]| {
-            v.iter()
-                .map(|s| format!("{s:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let list = |v: &[String]| v.iter().map(|s| toml_str(s)).collect::<Vec<_>>().join(", ");
         let mut t = format!(
             "# Your side of pairing tunnel \"{name}\", through {relay}.\n\
              # Add to ~/.config/pairtun/config.toml (set `user` if your login on the relay\n\
              # differs from your local user name), then `pairtunctl reload`:\n\n\
-             [tunnels.{name}]\nhost = {relay:?}\n",
+             [tunnels.{key}]\nhost = {host}\n",
             name = self.name,
             relay = self.relay,
+            key = toml_edit::Key::new(self.name.as_str()),
+            host = toml_str(&self.relay),
         );
         if let Some(port) = self.port {
             t.push_str(&format!("port = {port}\n"));
         }
         if let Some(jump) = &self.jump {
-            t.push_str(&format!("jump = {jump:?}\n"));
+            t.push_str(&format!("jump = {}\n", toml_str(jump)));
         }
         if !self.remote.is_empty() {
             t.push_str(&format!(
@@ -264,5 +266,35 @@ mod tests {
         assert!(partner.probe_peer, "{table}");
         let no_local = invitation(&tunnel("local = [\"9999:localhost:1235\"]\n")).text();
         assert!(!no_local.contains("probe_peer"), "{no_local}");
+    }
+
+    #[test]
+    fn a_dotted_name_is_a_quoted_key_and_the_text_loads() {
+        let env = Env {
+            home: "/home/me".into(),
+            user: "me".into(),
+            vars: Default::default(),
+        };
+        let text = "[defaults]\nssh_config = \"\"\n[tunnels.\"jane.lab\"]\nhost = \"saturn\"\n\
+                    remote = [\"1236:localhost:22\"]\n";
+        let cfg = parse(text, Path::new("/c.toml"), &env).unwrap();
+        let invite = invitation(cfg.tunnels.values().next().unwrap()).text();
+        assert!(invite.contains("[tunnels.\"jane.lab\"]\n"), "{invite}");
+        let table = invite
+            .split("\n\n")
+            .find(|block| block.starts_with("[tunnels."))
+            .unwrap_or_else(|| panic!("no table in\n{invite}"));
+        let partner = parse(
+            &format!("[defaults]\nssh_config = \"\"\n{table}"),
+            Path::new("/p.toml"),
+            &env,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{table}"));
+        assert!(
+            partner
+                .tunnels
+                .keys()
+                .any(|name| name.as_str() == "jane.lab")
+        );
     }
 }
