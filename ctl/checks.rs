@@ -9,6 +9,7 @@ use pairtun::protocol::{Request, Response};
 
 use crate::commands::Ctx;
 use crate::failure::Failure;
+use crate::human;
 
 /// Runs every check and prints one line each (one JSON object with `--json`).
 pub async fn doctor(ctx: &Ctx, name: Option<String>) -> Result<(), Failure> {
@@ -81,23 +82,28 @@ async fn checks(ctx: &Ctx, name: Option<String>) -> Result<Vec<Check>, Failure> 
     let statuses = daemon_statuses(ctx, &mut checks).await;
     for tunnel in &tunnels {
         checks.extend(doctor::tunnel_checks(tunnel, agent.as_deref()).await);
-        let status = statuses.iter().find(|s| s.name == tunnel.name.as_str());
-        match status {
+        let Some(statuses) = &statuses else { continue };
+        match statuses.iter().find(|s| s.name == tunnel.name.as_str()) {
             Some(status) => checks.extend(doctor::status_checks(tunnel, status)),
-            None if !statuses.is_empty() => checks.push(Check {
+            // The daemon answered without it (even with no tunnels at all: started with
+            // another --config, say).
+            None => checks.push(Check {
                 tunnel: Some(tunnel.name.to_string()),
                 level: Level::Warn,
                 message: "not running in the daemon".to_owned(),
                 fix: Some("pairtunctl reload".to_owned()),
             }),
-            None => {}
         }
     }
     Ok(checks)
 }
 
 /// Every tunnel's status, or none (with a check saying why) when the daemon does not answer.
-async fn daemon_statuses(ctx: &Ctx, checks: &mut Vec<Check>) -> Vec<pairtun::tunnel::TunnelStatus> {
+/// The daemon's tunnels; `None` when it did not answer.
+async fn daemon_statuses(
+    ctx: &Ctx,
+    checks: &mut Vec<Check>,
+) -> Option<Vec<pairtun::tunnel::TunnelStatus>> {
     let status = ctx.ask(&Request::Status { name: None }).await;
     let (level, message, fix) = match status {
         Ok(Response::Status { tunnels }) => {
@@ -107,7 +113,7 @@ async fn daemon_statuses(ctx: &Ctx, checks: &mut Vec<Check>) -> Vec<pairtun::tun
                 message: format!("pairtund answers on {}", ctx.socket.display()),
                 fix: None,
             });
-            return tunnels;
+            return Some(tunnels);
         }
         Ok(other) => (Level::Fail, Failure::unexpected(&other).message(), None),
         Err(e) => (
@@ -122,7 +128,7 @@ async fn daemon_statuses(ctx: &Ctx, checks: &mut Vec<Check>) -> Vec<pairtun::tun
         message: message.unwrap_or_else(|| "pairtund did not answer".to_owned()),
         fix: fix.map(str::to_owned),
     });
-    Vec::new()
+    None
 }
 
 /// `ok   NAME  message` lines, fixes indented below.
@@ -135,9 +141,15 @@ fn render(checks: &[Check]) -> String {
             Level::Fail => "FAIL",
         };
         let tunnel = check.tunnel.as_deref().unwrap_or("-");
-        out.push_str(&format!("{level}  {tunnel:<12} {}\n", check.message));
+        // Messages quote the relay and the tunnel's errors: no terminal escapes from there.
+        let message = human::printable(&check.message);
+        out.push_str(&format!("{level}  {tunnel:<12} {message}\n"));
         if let Some(fix) = &check.fix {
-            out.push_str(&format!("      {:<12} fix: {fix}\n", ""));
+            out.push_str(&format!(
+                "      {:<12} fix: {}\n",
+                "",
+                human::printable(fix)
+            ));
         }
     }
     out
@@ -168,5 +180,21 @@ mod tests {
             "ok    -            config is valid\n\
              FAIL  jane         no entry\n                   fix: ssh once\n"
         );
+    }
+
+    #[test]
+    fn render_escapes_what_the_relay_wrote() {
+        let checks = [Check {
+            tunnel: Some("jane".into()),
+            level: Level::Fail,
+            message: "relay said \u{1b}]0;PWNED\u{7}\u{1b}[2J".into(),
+            fix: Some("\u{1b}[31mred".into()),
+        }];
+        let shown = render(&checks);
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+            "{shown:?}"
+        );
+        assert!(shown.contains("relay said"), "{shown:?}");
     }
 }
