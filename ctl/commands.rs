@@ -43,10 +43,7 @@ impl Ctx {
 pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     match command {
         Command::Service { action } => local::service(action),
-        Command::Completions { shell, binary } => {
-            local::completions(shell, binary);
-            Ok(())
-        }
+        Command::Completions { shell, binary } => local::completions(shell, binary),
         Command::Man { dir } => local::man(&dir),
         Command::Status { name, watch: false } => status(ctx, name).await,
         Command::Status { name, watch: true } => streams::watch(ctx, name).await,

@@ -92,10 +92,10 @@ fn systemd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
         ServiceAction::Install { dry_run } => {
             let text = unit_text(pairtund);
             if dry_run {
-                println!(
+                say(&format!(
                     "# would write {}\n{text}# then: systemctl --user daemon-reload && systemctl --user enable --now pairtund.service",
                     unit.display()
-                );
+                ))?;
                 return Ok(());
             }
             write(&unit, &text)?;
@@ -104,17 +104,17 @@ fn systemd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
                 "systemctl",
                 &["--user", "enable", "--now", "pairtund.service"],
             )?;
-            println!(
+            say(&format!(
                 "installed {} and started pairtund (systemctl --user status pairtund)",
                 unit.display()
-            );
+            ))?;
         }
         ServiceAction::Uninstall { dry_run } => {
             if dry_run {
-                println!(
+                say(&format!(
                     "# would run: systemctl --user disable --now pairtund.service\n# then remove {}",
                     unit.display()
-                );
+                ))?;
                 return Ok(());
             }
             // Disabling a unit that is already gone is not an error worth stopping for.
@@ -124,7 +124,7 @@ fn systemd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
             );
             remove(&unit)?;
             run("systemctl", &["--user", "daemon-reload"])?;
-            println!("stopped pairtund and removed {}", unit.display());
+            say(&format!("stopped pairtund and removed {}", unit.display()))?;
         }
     }
     Ok(())
@@ -140,11 +140,11 @@ fn launchd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
         ServiceAction::Install { dry_run } => {
             let text = plist_text(pairtund, &home);
             if dry_run {
-                println!(
+                say(&format!(
                     "# would write {}\n{text}# then: launchctl bootstrap {domain} {}",
                     plist.display(),
                     plist.display()
-                );
+                ))?;
                 return Ok(());
             }
             std::fs::create_dir_all(home.join("Library/Logs"))
@@ -154,19 +154,22 @@ fn launchd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
                 "launchctl",
                 &["bootstrap", &domain, &plist.display().to_string()],
             )?;
-            println!("installed {} and started pairtund", plist.display());
+            say(&format!(
+                "installed {} and started pairtund",
+                plist.display()
+            ))?;
         }
         ServiceAction::Uninstall { dry_run } => {
             if dry_run {
-                println!(
+                say(&format!(
                     "# would run: launchctl bootout {domain}/{LABEL}\n# then remove {}",
                     plist.display()
-                );
+                ))?;
                 return Ok(());
             }
             let _ = run("launchctl", &["bootout", &format!("{domain}/{LABEL}")]);
             remove(&plist)?;
-            println!("stopped pairtund and removed {}", plist.display());
+            say(&format!("stopped pairtund and removed {}", plist.display()))?;
         }
     }
     Ok(())
@@ -216,12 +219,28 @@ fn run(program: &str, args: &[&str]) -> Result<(), Failure> {
 }
 
 /// `pairtunctl completions SHELL [--binary B]`: the completion script on stdout.
-pub fn completions(shell: clap_complete::Shell, binary: Binary) {
+pub fn completions(shell: clap_complete::Shell, binary: Binary) -> Result<(), Failure> {
     let (mut command, name) = match binary {
         Binary::Pairtunctl => (Cli::command(), "pairtunctl"),
         Binary::Pairtund => (pairtun::daemon::DaemonArgs::command(), "pairtund"),
     };
-    clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+    // Rendered first: clap_complete panics when it cannot write (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, name, &mut script);
+    write_stdout(&script)
+}
+
+/// A line on stdout (a closed pipe ends quietly, see [`Failure::Output`]).
+fn say(line: &str) -> Result<(), Failure> {
+    write_stdout(format!("{line}\n").as_bytes())
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes)?;
+    stdout.flush()?;
+    Ok(())
 }
 
 /// `pairtunctl man DIR`: man pages for both binaries (and each pairtunctl subcommand).
@@ -233,7 +252,7 @@ pub fn man(dir: &Path) -> Result<(), Failure> {
             Failure::Request(format!("cannot write man pages to {}: {e}", dir.display()))
         })?;
     }
-    println!("man pages written to {}", dir.display());
+    say(&format!("man pages written to {}", dir.display()))?;
     Ok(())
 }
 

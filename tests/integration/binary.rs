@@ -220,3 +220,39 @@ fn empty_pairtun_variables_mean_the_defaults() {
     );
     assert_eq!(out.status.code(), Some(3), "{stderr}");
 }
+
+/// Output into a pipe whose reader is gone (`pairtunctl completions zsh | true`) ends quietly
+/// with 0, like every other command; `completions` used to panic (exit 101).
+#[test]
+fn a_closed_pipe_is_a_quiet_end_for_local_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["completions", "zsh"][..],
+        &["completions", "bash", "--binary", "pairtund"],
+        &["service", "install", "--dry-run"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // every write fails with EPIPE
+        // Not `run_with_timeout`, which pipes stdout itself.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pairtunctl"))
+            .args(args)
+            .env("HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status =
+            crate::support::wait::poll(Duration::from_secs(30), || child.try_wait().unwrap());
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} still running after 30 s");
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
