@@ -58,9 +58,29 @@ pub async fn request(
     };
     match tokio::time::timeout(timeout, asked).await {
         Ok(result) => result,
-        Err(_) => Err(format!(
-            "relay did not answer the forward request within {timeout:?}"
-        )),
+        Err(_) => {
+            // The request stays with the relay: a late grant would hold the port (and the
+            // retry would find it "busy") for as long as this session lives. Withdraw it; the
+            // relay answers requests in order, so the cancel follows the grant.
+            let cancel = async {
+                match &forward.listen {
+                    RemoteListen::Tcp { port: 0, .. } => {} // the port it would pick is unknown
+                    RemoteListen::Tcp { bind, port } => {
+                        let _ = handle
+                            .cancel_tcpip_forward(bind.as_str(), u32::from(*port))
+                            .await;
+                    }
+                    RemoteListen::Unix(path) => {
+                        let _ = handle.cancel_streamlocal_forward(path.as_str()).await;
+                    }
+                }
+            };
+            // Sent at once; its answer is not worth waiting long for from a relay this slow.
+            let _ = tokio::time::timeout(timeout.min(Duration::from_secs(1)), cancel).await;
+            Err(format!(
+                "relay did not answer the forward request within {timeout:?}"
+            ))
+        }
     }
 }
 
