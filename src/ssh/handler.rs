@@ -44,6 +44,17 @@ pub struct ClientHandler {
     _ended: DropGuard,
 }
 
+/// Declines a channel the relay opened that pairtun did not ask for.
+async fn refuse(reply: ChannelOpenHandle, kind: &str) {
+    tracing::warn!(
+        kind,
+        "relay opened a channel pairtun did not ask for; refused"
+    );
+    reply
+        .reject(ChannelOpenFailure::AdministrativelyProhibited)
+        .await;
+}
+
 impl ClientHandler {
     /// A handler for one session attempt.
     pub fn new(check: HostKeyCheck, shared: Arc<SessionShared>) -> Self {
@@ -169,6 +180,66 @@ impl client::Handler for ClientHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.accept_forwarded(RouteKey::Path(socket_path.to_owned()), channel, reply);
+        Ok(())
+    }
+
+    // Channels the relay may open but pairtun never asked for: russh accepts them by default,
+    // and nothing would read them (their unread data would end up blocking the session loop).
+
+    async fn server_channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply, "session").await;
+        Ok(())
+    }
+
+    async fn server_channel_open_x11(
+        &mut self,
+        _channel: Channel<Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply, "x11").await;
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply, "agent forwarding").await;
+        Ok(())
+    }
+
+    async fn server_channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        _host_to_connect: &str,
+        _port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply, "direct-tcpip").await;
+        Ok(())
+    }
+
+    async fn server_channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        _socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply, "direct-streamlocal").await;
         Ok(())
     }
 
