@@ -1,7 +1,8 @@
 //! Forwards that cannot all be set up at once: two local listeners (`local` or `dynamic`) on
 //! one port or socket (anywhere in the file, since one daemon binds them all), and two remote
-//! listens in one tunnel that the relay would refuse as duplicates. Caught here rather than as
-//! a run-time "address in use" that would look like a network problem.
+//! listens in one tunnel on one port or socket (the relay would refuse the second, or its
+//! connections could not be told from the first's). Caught here rather than as a run-time
+//! "address in use" that would look like a network problem.
 
 use super::error::Fault;
 use super::model::{LocalListen, RemoteListen, TunnelName};
@@ -70,33 +71,16 @@ fn local_clash(a: &LocalListen, b: &LocalListen) -> bool {
     }
 }
 
-/// Port 0 never clashes: the relay picks a fresh port for each request.
+/// Port 0 never clashes: the relay picks a fresh port for each request. Two fixed ports clash
+/// when equal whatever their bind addresses: the relay names the port a connection arrived on,
+/// and pairtun tells a tunnel's forwards apart by it (sshd, moreover, binds loopback for every
+/// address unless `GatewayPorts clientspecified`).
 fn remote_clash(a: &RemoteListen, b: &RemoteListen) -> bool {
     match (a, b) {
-        (RemoteListen::Tcp { bind: a, port: p }, RemoteListen::Tcp { bind: b, port: q }) => {
-            *p != 0 && p == q && same_remote_address(a, b)
-        }
+        (RemoteListen::Tcp { port: p, .. }, RemoteListen::Tcp { port: q, .. }) => *p != 0 && p == q,
         (RemoteListen::Unix(a), RemoteListen::Unix(b)) => a == b,
         _ => false,
     }
-}
-
-/// Whether sshd binds at least one address twice for these two bind addresses, whatever its
-/// `GatewayPorts` and OS: the same name (case aside), all interfaces (`""`) and one family's
-/// wildcard, `localhost` and one of its loopback addresses. Other pairs (a wildcard and
-/// `localhost`) fail only on some relays, so they are left for the relay to judge.
-fn same_remote_address(a: &str, b: &str) -> bool {
-    const SAME: [(&str, &str); 4] = [
-        ("", "0.0.0.0"),
-        ("", "::"),
-        ("localhost", "127.0.0.1"),
-        ("localhost", "::1"),
-    ];
-    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
-    a == b
-        || SAME
-            .iter()
-            .any(|&(x, y)| (a == x && b == y) || (a == y && b == x))
 }
 
 fn describe_local(listen: &LocalListen) -> String {

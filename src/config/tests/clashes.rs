@@ -57,10 +57,10 @@ pub(super) const CASES: &[(&str, usize, usize, &str)] = &[
         "remote port 1235 on all interfaces (\"*\") is already requested by remote[0]",
     ),
     (
-        "[tunnels.t]\nhost = \"h\"\nremote = [\"Relay.Example:1235:x:22\", \"relay.example:1235:y:22\"]\n",
+        "[tunnels.t]\nhost = \"h\"\nremote = [\"127.0.0.1:1235:x:22\", \"10.0.0.5:1235:y:22\"]\n",
         3,
-        38,
-        "is already requested by remote[0]",
+        34,
+        "remote port 1235 on \"10.0.0.5\" is already requested by remote[0]",
     ),
     (
         "[tunnels.t]\nhost = \"h\"\nremote = [\"/r/s:x:22\", \"/r/s:/l\"]\n",
@@ -81,7 +81,7 @@ fn non_clashing_forwards() {
     let cfg = ok(r#"[tunnels.a]
 host = "h"
 local = ["127.0.0.1:80:x:1", "127.0.0.2:80:x:1", "[::1]:80:x:1", "81:x:1", "/a:x:1"]
-remote = ["0:x:1", "0:x:2", "1235:x:1", "0.0.0.0:1235:x:1", "/r1:x:1", "/r2:x:1"]
+remote = ["0:x:1", "0:x:2", "1235:x:1", "1236:x:1", "/r1:x:1", "/r2:x:1"]
 [tunnels.b]
 host = "h"
 remote = ["1235:x:1", "/r1:x:1"]
