@@ -191,7 +191,7 @@ fn known_hosts_check(tunnel: &TunnelConfig, host: &str, port: u16) -> Check {
     } else {
         format!("[{host}]:{port}")
     };
-    match known_hosts::entries_for(&tunnel.known_hosts, host, port) {
+    match known_hosts::key_types_for(&tunnel.known_hosts, host, port).map(|t| t.len()) {
         Ok(0) if tunnel.host_key_policy == HostKeyPolicy::AcceptNew => Check::new(
             t,
             Level::Warn,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
-use russh::keys::PublicKey;
+use russh::keys::{Algorithm, PublicKey};
 use sha1::Sha1;
 
 /// What a known_hosts file says about the key a server presented.
@@ -70,18 +70,21 @@ pub fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<
     })
 }
 
-/// How many (not revoked) entries `path` has for `host` on `port`, of any key type: whether
-/// a strict host key check can succeed at all. A missing file has none.
-pub fn entries_for(path: &Path, host: &str, port: u16) -> io::Result<usize> {
+/// The key types of the entries `path` has for `host` on `port`, one per entry in file order:
+/// whether a strict host key check can succeed at all, and which host key algorithms to ask
+/// the relay for first. `@revoked` lines do not count, nor do `@cert-authority` ones (skipped
+/// as everywhere here). A missing file has none.
+pub fn key_types_for(path: &Path, host: &str, port: u16) -> io::Result<Vec<Algorithm>> {
     let data = match fs::read(path) {
         Ok(data) => data,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
     let name = lookup_name(host, port).to_ascii_lowercase();
     Ok(entries(&data, path)
         .filter(|(_, entry)| !entry.revoked && host_matches(&name, entry.hosts))
-        .count())
+        .map(|(_, entry)| entry.key.algorithm())
+        .collect())
 }
 
 /// The parseable lines of a known_hosts file with their 1-based numbers; the rest are skipped

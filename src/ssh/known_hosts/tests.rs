@@ -178,15 +178,21 @@ fn learn_rejects_pattern_like_hosts() {
 }
 
 #[test]
-fn entries_for_counts_keys_a_host_has_not_revoked_ones() {
+fn key_types_for_lists_the_keys_a_host_has_not_revoked_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("known_hosts");
-    assert_eq!(entries_for(&path, "relay.example.org", 22).unwrap(), 0);
+    let types = |host, port| key_types_for(&path, host, port).unwrap();
+    assert_eq!(types(R, 22), [], "missing file");
     let text = expand(
-        "relay.example.org $A\n$H2222 $A\n[relay.example.org]:2222 $C\n@revoked relay.example.org $B\nother $B\n",
+        "relay.example.org $A\n$H2222 $A\n[relay.example.org]:2222 $C\n@revoked relay.example.org $B\n\
+         @revoked [relay.example.org]:2222 $C\n@cert-authority [relay.example.org]:2222 $B\nother $B\n",
     );
-    std::fs::write(&path, text).unwrap();
-    assert_eq!(entries_for(&path, "relay.example.org", 22).unwrap(), 1);
-    assert_eq!(entries_for(&path, "RELAY.example.org", 2222).unwrap(), 2);
-    assert_eq!(entries_for(&path, "elsewhere", 22).unwrap(), 0);
+    fs::write(&path, text).unwrap();
+    let nistp256 = key('C').algorithm();
+    assert_eq!(types(R, 22), [Algorithm::Ed25519]);
+    assert_eq!(
+        types("RELAY.example.org", 2222),
+        [Algorithm::Ed25519, nistp256]
+    );
+    assert_eq!(types("elsewhere", 22), []);
 }
