@@ -14,6 +14,7 @@ use tokio_util::io::InspectReader;
 use super::auth;
 use super::classify;
 use super::handler::{ClientHandler, HostKeyCheck};
+use super::host_key_order;
 use super::session::SessionShared;
 use crate::config::{Cipher, Timing, Transport, TunnelConfig};
 use crate::error::{ErrorClass, TunnelError};
@@ -25,6 +26,10 @@ pub type Handle = client::Handle<ClientHandler>;
 
 /// The russh client configuration for a tunnel's timing and transport settings.
 pub fn client_config(timing: &Timing, transport: &Transport) -> Arc<client::Config> {
+    Arc::new(base_config(timing, transport))
+}
+
+fn base_config(timing: &Timing, transport: &Transport) -> client::Config {
     let dead_after = net::dead_after(timing);
     let mut preferred = russh::Preferred::default();
     match &transport.ciphers {
@@ -32,7 +37,7 @@ pub fn client_config(timing: &Timing, transport: &Transport) -> Arc<client::Conf
         None if aes_in_hardware() => preferred.cipher = Cow::Borrowed(AES_FIRST),
         None => {}
     }
-    Arc::new(client::Config {
+    client::Config {
         preferred,
         window_size: transport.window_size,
         // Off: the tunnel's own keepalive (`tunnel::keepalive`) pings the relay and decides
@@ -43,7 +48,7 @@ pub fn client_config(timing: &Timing, transport: &Transport) -> Arc<client::Conf
         inactivity_timeout: Some(dead_after * 3),
         nodelay: true,
         ..Default::default()
-    })
+    }
 }
 
 /// The cipher order when `ciphers` is not configured and the CPU has AES instructions:
@@ -226,8 +231,11 @@ async fn handshake(
         known_hosts: hop.known_hosts.clone(),
         policy: hop.host_key_policy,
     };
+    let mut config = base_config(&hop.timing, &hop.transport);
+    let recorded = host_key_order::recorded(&check, deadline).await;
+    config.preferred.key = Cow::Owned(host_key_order::order(&config.preferred.key, &recorded));
+    let config = Arc::new(config);
     let handler = ClientHandler::new(check, shared.clone());
-    let config = client_config(&hop.timing, &hop.transport);
     let mut handle =
         match tokio::time::timeout_at(deadline, client::connect_stream(config, stream, handler))
             .await

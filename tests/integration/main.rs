@@ -5,6 +5,7 @@ mod binary;
 mod control;
 mod fixtures;
 mod harness;
+mod host_keys;
 mod limits;
 mod reach;
 mod resilience;
