@@ -10,7 +10,7 @@ use russh::keys::agent::client::AgentClient;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AgentSource, Config, HostKeyPolicy, Identities, TunnelConfig};
-use crate::ssh::known_hosts;
+use crate::ssh::{host_key_order, known_hosts};
 use crate::tunnel::{ForwardKind, ForwardState, TunnelState, TunnelStatus};
 
 /// How a check came out.
@@ -191,22 +191,41 @@ fn known_hosts_check(tunnel: &TunnelConfig, host: &str, port: u16) -> Check {
     } else {
         format!("[{host}]:{port}")
     };
-    match known_hosts::key_types_for(&tunnel.known_hosts, host, port).map(|t| t.len()) {
-        Ok(0) if tunnel.host_key_policy == HostKeyPolicy::AcceptNew => Check::new(
+    let types = match known_hosts::key_types_for(&tunnel.known_hosts, host, port) {
+        Ok(types) => types,
+        Err(e) => {
+            return Check::new(t, Level::Fail, format!("cannot read {file}: {e}"))
+                .fix("fix known_hosts (or its permissions)");
+        }
+    };
+    let names = known_hosts::type_names(&types);
+    if types.iter().any(host_key_order::verifiable) {
+        let n = types.len();
+        return Check::new(
+            t,
+            Level::Ok,
+            format!("{file} has {n} key(s) for {name} ({names})"),
+        );
+    }
+    // No key at all, or only keys of types pairtund does not ask for (ssh-dss, security keys):
+    // either way the relay's key will be unknown.
+    let what = if types.is_empty() {
+        format!("{file} has no entry for {name}")
+    } else {
+        format!("{file} has only {names} key(s) for {name}, which pairtund cannot verify")
+    };
+    if tunnel.host_key_policy == HostKeyPolicy::AcceptNew {
+        Check::new(
             t,
             Level::Warn,
-            format!("{file} has no entry for {name}; it will be learnt on first connect"),
+            format!("{what}; it will be learnt on first connect"),
         )
-        .fix("compare the fingerprint pairtund logs with the relay's"),
-        Ok(0) => {
-            Check::new(t, Level::Fail, format!("{file} has no entry for {name}")).fix(format!(
-                "connect once with `ssh -p {port} {host}` and check the fingerprint, or set \
-                 host_key_policy = \"accept-new\""
-            ))
-        }
-        Ok(n) => Check::new(t, Level::Ok, format!("{file} has {n} key(s) for {name}")),
-        Err(e) => Check::new(t, Level::Fail, format!("cannot read {file}: {e}"))
-            .fix("fix known_hosts (or its permissions)"),
+        .fix("compare the fingerprint pairtund logs with the relay's")
+    } else {
+        Check::new(t, Level::Fail, what).fix(format!(
+            "connect once with `ssh -p {port} {host}` and check the fingerprint, or set \
+             host_key_policy = \"accept-new\""
+        ))
     }
 }
 

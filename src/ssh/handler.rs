@@ -96,10 +96,25 @@ impl ClientHandler {
                 tracing::info!(%name, %fingerprint, known_hosts = %shown, "learned new host key (accept-new)");
                 Ok(())
             }
-            Ok(Verdict::Unknown) => error(format!(
-                "host key for {name} ({fingerprint}) is not in {shown}; verify it, then add it \
-                 (ssh-keyscan -p {port} {host} >> {shown}) or set host_key_policy = \"accept-new\""
-            )),
+            Ok(Verdict::Unknown) => {
+                // Keys of other types were asked for first (`host_key_order`), so the relay
+                // has none of those, or none pairtund can verify: say so, or the user is told
+                // to add a key next to the ones they trust already and not told why.
+                let recorded = known_hosts::key_types_for(path, host, *port).unwrap_or_default();
+                let held = match known_hosts::type_names(&recorded) {
+                    types if types.is_empty() => String::new(),
+                    types => format!(
+                        " (it has only {types} key(s) for {name}, which the relay did not offer \
+                         or pairtund cannot verify)"
+                    ),
+                };
+                error(format!(
+                    "{} host key for {name} ({fingerprint}) is not in {shown}{held}; verify it, \
+                     then add it (ssh-keyscan -p {port} {host} >> {shown}) or set \
+                     host_key_policy = \"accept-new\"",
+                    key.algorithm()
+                ))
+            }
             Ok(Verdict::Changed { path, line }) => error(format!(
                 "HOST KEY CHANGED for {name}: relay offered {fingerprint}, {}:{line} has another key; \
                  possible man-in-the-middle — if the change is expected, remove that line",
@@ -339,5 +354,31 @@ mod tests {
         );
         let unknown = verdict(dir.path().join("known_hosts"), HostKeyPolicy::Strict);
         assert_eq!(unknown.class, ErrorClass::HostKey, "{unknown:?}");
+    }
+
+    /// Under strict, a relay whose recorded keys are all of types it did not offer is told
+    /// apart from one known_hosts has never seen.
+    #[test]
+    fn unknown_key_names_its_type_and_the_types_known_hosts_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let unseen = verdict(path.clone(), HostKeyPolicy::Strict);
+        assert!(
+            unseen
+                .message
+                .starts_with("ssh-ed25519 host key for relay.example.org (SHA256:"),
+            "{unseen:?}"
+        );
+        assert!(!unseen.message.contains("it has only"), "{unseen:?}");
+        let ecdsa = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBOt9XkQew7znuSOmr9z3i/krmW5El14cWyMFLkoAQtwmNCkubNaAzKnKpK9N/RYo5b4vBNJ87wI8vxQQIjsDRow=";
+        std::fs::write(&path, format!("relay.example.org {ecdsa}\n")).unwrap();
+        let other_type = verdict(path, HostKeyPolicy::Strict);
+        assert_eq!(other_type.class, ErrorClass::HostKey, "{other_type:?}");
+        assert!(
+            other_type
+                .message
+                .contains("(it has only ecdsa-sha2-nistp256 key(s) for relay.example.org, which"),
+            "{other_type:?}"
+        );
     }
 }

@@ -21,6 +21,15 @@ pub fn order(preferred: &[Algorithm], recorded: &[Algorithm]) -> Vec<Algorithm> 
     first
 }
 
+/// Whether pairtund can verify the relay with a key of type `recorded`: it asks for an
+/// algorithm proven with such a key.
+pub fn verifiable(recorded: &Algorithm) -> bool {
+    russh::Preferred::default()
+        .key
+        .iter()
+        .any(|offered| signs_with(offered, recorded))
+}
+
 /// Whether host key algorithm `offered` is proven with a key of type `recorded`. An RSA key
 /// (recorded as `ssh-rsa`) serves rsa-sha2-512, rsa-sha2-256 and ssh-rsa alike; every other
 /// type only itself (an ECDSA key only its own curve).
@@ -110,7 +119,7 @@ mod tests {
              &[P256, P521, RSA_SHA512, RSA_SHA256, SSH_RSA, ED25519, P384]),
             ("duplicates", &[P256, P256],
              &[P256, ED25519, P384, P521, RSA_SHA512, RSA_SHA256, SSH_RSA]),
-            ("types russh cannot verify change nothing", &[Algorithm::SkEd25519, Algorithm::Dsa],
+            ("types pairtund cannot verify change nothing", &[Algorithm::SkEd25519, Algorithm::Dsa],
              &[ED25519, P256, P384, P521, RSA_SHA512, RSA_SHA256, SSH_RSA]),
         ];
         for (name, recorded, expected) in cases {
@@ -119,6 +128,16 @@ mod tests {
                 names(expected),
                 "case {name:?}"
             );
+        }
+    }
+
+    #[test]
+    fn only_types_russh_asks_for_are_verifiable() {
+        for usable in [ED25519, P256, P384, P521, SSH_RSA] {
+            assert!(verifiable(&usable), "{usable}");
+        }
+        for unusable in [Algorithm::Dsa, Algorithm::SkEd25519] {
+            assert!(!verifiable(&unusable), "{unusable}");
         }
     }
 

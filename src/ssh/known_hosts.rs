@@ -87,6 +87,17 @@ pub fn key_types_for(path: &Path, host: &str, port: u16) -> io::Result<Vec<Algor
         .collect())
 }
 
+/// `types` as a message lists them: each name once, in the order given.
+pub fn type_names(types: &[Algorithm]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for name in types.iter().map(Algorithm::as_str) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(", ")
+}
+
 /// The parseable lines of a known_hosts file with their 1-based numbers; the rest are skipped
 /// (logged at debug).
 fn entries<'a>(data: &'a [u8], path: &'a Path) -> impl Iterator<Item = (usize, Entry<'a>)> {

@@ -5,7 +5,7 @@ mod auth;
 mod classify;
 mod connect;
 mod handler;
-mod host_key_order;
+pub mod host_key_order;
 pub mod known_hosts;
 mod session;
 

@@ -457,6 +457,11 @@ fn doctor_reports_each_problem_with_a_fix() {
     assert_eq!(healthy.status.code(), Some(0), "{healthy:?}");
     let text = stdout(&healthy);
     assert!(!text.contains("FAIL") && !text.contains("warn"), "{text}");
+    let known = format!(
+        "1 key(s) for [127.0.0.1]:{} (ssh-ed25519)",
+        relay.sshd.port()
+    );
+    assert!(text.contains(&known), "{known:?} missing in\n{text}");
     assert!(
         text.contains(&format!(
             "-L forward {} is up",
