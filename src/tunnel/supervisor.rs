@@ -202,6 +202,10 @@ impl Supervisor {
     /// Sessions attempted, served and retried until disabled or shut down.
     async fn connect_loop(&mut self) -> Exit {
         let mut attempt = 0;
+        // The attempt under way replaced one that a wake-up cut short: it is not cut short
+        // again, so a network that keeps changing (containers coming and going) cannot keep
+        // a slow connect from ever finishing.
+        let mut restarted = false;
         'attempts: loop {
             attempt += 1;
             let started = Instant::now();
@@ -227,8 +231,9 @@ impl Supervisor {
                                 attempt = 0;
                                 continue 'attempts;
                             }
-                            Some(Event::Wakeup(why)) if started.elapsed() >= RESTART_ATTEMPT_AFTER => {
+                            Some(Event::Wakeup(why)) if !restarted && started.elapsed() >= RESTART_ATTEMPT_AFTER => {
                                 tracing::info!(tunnel = %self.config.name, %why, "starting the attempt over on the new path");
+                                restarted = true;
                                 continue 'attempts;
                             }
                             Some(Event::Wakeup(_)) => woken = true,
@@ -237,6 +242,7 @@ impl Supervisor {
                     }
                 }
             };
+            restarted = false;
             let (error, immediate) = match connected {
                 Err(e) => (e, woken),
                 Ok(ssh::Connected { handle, jumps }) => match self
