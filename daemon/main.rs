@@ -102,6 +102,8 @@ async fn run(
     let watchdog = sd_notify::watchdog_enabled();
     let mut ping = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |p| p / 2));
     let mut status = daemon.summary();
+    // A probe runs beside this loop, so signals are still handled while it waits.
+    let mut probing: Option<tokio::task::JoinHandle<bool>> = None;
     loop {
         tokio::select! {
             signal = signals.next() => match signal {
@@ -112,9 +114,14 @@ async fn run(
                 }
                 None => break,
             },
-            _ = ping.tick(), if watchdog.is_some() => {
+            _ = ping.tick(), if watchdog.is_some() && probing.is_none() => {
                 let within = watchdog.map_or(Duration::from_secs(1), |p| p / 4);
-                if daemon.probe(within).await {
+                let daemon = daemon.clone();
+                probing = Some(tokio::spawn(async move { daemon.probe(within).await }));
+            }
+            answered = async { probing.as_mut().expect("guarded").await }, if probing.is_some() => {
+                probing = None;
+                if answered.unwrap_or(false) {
                     let _ = sd_notify::notify(&[NotifyState::Watchdog]);
                 } else {
                     tracing::error!("a tunnel supervisor did not answer; withholding the watchdog ping");
@@ -130,6 +137,9 @@ async fn run(
         }
     }
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    if let Some(probe) = probing {
+        probe.abort();
+    }
     drop(wakeups);
     // Stop accepting control connections; the socket file goes with the listener.
     stop_serving.cancel();

@@ -297,12 +297,12 @@ impl ClientHandler {
             let local = match connect.await {
                 Ok(Ok(local)) => local,
                 Ok(Err(e)) => {
-                    tracing::warn!(forward = %route.spec, target = ?route.target, error = %e, "cannot reach target");
+                    tracing::warn!(forward = %route.spec, destination = ?route.target, error = %e, "cannot reach target");
                     reply.reject(ChannelOpenFailure::ConnectFailed).await;
                     return;
                 }
                 Err(_) => {
-                    tracing::warn!(forward = %route.spec, target = ?route.target, "target did not answer in time");
+                    tracing::warn!(forward = %route.spec, destination = ?route.target, "target did not answer in time");
                     reply.reject(ChannelOpenFailure::ConnectFailed).await;
                     return;
                 }
