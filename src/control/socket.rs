@@ -150,6 +150,8 @@ fn dir_problem(is_dir: bool, owner: u32, mode: u32, me: u32) -> Option<String> {
 pub struct Listener {
     inner: interprocess::local_socket::tokio::Listener,
     path: PathBuf,
+    /// Held while listening (see [`claim`]).
+    _claim: std::fs::File,
 }
 
 impl Listener {
@@ -178,6 +180,7 @@ pub async fn bind(path: &Path) -> Result<Listener, BindError> {
         });
     }
     prepare_dir(path)?;
+    let claim = claim(path)?;
     remove_stale(path).await?;
     let name = path
         .to_fs_name::<GenericFilePath>()
@@ -192,12 +195,38 @@ pub async fn bind(path: &Path) -> Result<Listener, BindError> {
         Ok(inner) => Ok(Listener {
             inner,
             path: path.to_path_buf(),
+            _claim: claim,
         }),
         // Another daemon bound between our probe and our bind.
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
             Err(BindError::AlreadyRunning(path.to_path_buf()))
         }
         Err(e) => Err(io_error("cannot bind", path)(e)),
+    }
+}
+
+/// Locks `PATH.lock` (created beside the socket, mode 0600, left in place) for as long as the
+/// returned file is held: of two daemons started at once after a crash, both could otherwise
+/// find the old socket stale, and the second to bind would replace the first's socket file,
+/// leaving a daemon nobody can reach running every tunnel a second time.
+fn claim(path: &Path) -> Result<std::fs::File, BindError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io_error("cannot create", &lock_path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(BindError::AlreadyRunning(path.to_path_buf()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io_error("cannot lock", &lock_path)(e)),
     }
 }
 
@@ -303,6 +332,24 @@ mod tests {
             foreign.contains("symbolic link that belongs to uid 8"),
             "{foreign}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_daemon_starting_while_another_claims_the_socket_stays_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run").join("pairtund.sock");
+        prepare_dir(&path).unwrap();
+        // The other daemon has found no live socket and is about to bind: nothing to connect
+        // to yet, but the socket is claimed.
+        let other = claim(&path).unwrap();
+        let refused = bind(&path).await.expect_err("claimed by the other daemon");
+        assert!(matches!(refused, BindError::AlreadyRunning(_)), "{refused}");
+        drop(other);
+        let listener = bind(&path).await.expect("free again");
+        // The claim lives as long as the listener.
+        assert!(matches!(claim(&path), Err(BindError::AlreadyRunning(_))));
+        drop(listener);
+        claim(&path).expect("released with the listener");
     }
 
     #[test]
