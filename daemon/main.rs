@@ -154,7 +154,8 @@ async fn run(
             signal = signals.next() => match signal {
                 Some(SIGTERM | SIGINT) => {
                     tracing::warn!("second signal: exiting without waiting for connections");
-                    let _ = std::fs::remove_file(&socket_path);
+                    // The socket went with the listener when stopping began; removing it by
+                    // name now could take a newer daemon's.
                     return ExitCode::from(130);
                 }
                 Some(_) => {}

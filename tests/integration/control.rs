@@ -509,6 +509,7 @@ fn a_second_signal_exits_at_once() {
         Some(0),
         "exited through the grace period instead"
     );
+    assert!(!s.daemon.socket.exists(), "socket removed at exit");
     drop(live);
 }
 
