@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use pairtun::config::{
@@ -164,16 +165,16 @@ pub struct AddArgs {
     #[arg(value_parser = parse_name)]
     pub name: String,
     /// Relay host name, or a Host alias in ~/.ssh/config
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", value_parser = NonEmptyStringValueParser::new())]
     pub host: String,
     /// SSH port [default: ~/.ssh/config, else 22]
     #[arg(long, short = 'p', value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Login user [default: ~/.ssh/config, else the local user]
-    #[arg(long, short = 'l', value_name = "USER")]
+    #[arg(long, short = 'l', value_name = "USER", value_parser = NonEmptyStringValueParser::new())]
     pub user: Option<String>,
     /// Private key file to try (repeatable)
-    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+    #[arg(long = "identity", short = 'i', value_name = "FILE", value_parser = NonEmptyStringValueParser::new())]
     pub identity: Vec<String>,
     /// Local forward, as ssh -L: [bind:]port:host:hostport (repeatable)
     #[arg(long, short = 'L', value_name = "SPEC", value_parser = parse_local)]
@@ -185,7 +186,7 @@ pub struct AddArgs {
     #[arg(long, short = 'D', value_name = "SPEC", value_parser = parse_dynamic)]
     pub dynamic: Vec<String>,
     /// ProxyJump, as OpenSSH: [user@]host[:port], or a chain "a,b"
-    #[arg(long, short = 'J', value_name = "JUMP")]
+    #[arg(long, short = 'J', value_name = "JUMP", value_parser = NonEmptyStringValueParser::new())]
     pub jump: Option<String>,
     /// Do not bring it up when the daemon starts
     #[arg(long)]

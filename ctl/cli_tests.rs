@@ -314,3 +314,15 @@ fn import_doctor_and_invite_arguments() {
         Command::Invite { name: name("jane") }
     );
 }
+
+#[test]
+fn add_refuses_empty_host_user_identity_and_jump() {
+    for flag in ["--host=", "-l=", "-i=", "-J="] {
+        let mut args = vec!["add", "jane", "-R", "1235:localhost:22"];
+        if flag != "--host=" {
+            args.extend(["--host", "relay"]);
+        }
+        args.push(flag);
+        usage_error(&args);
+    }
+}
