@@ -1,203 +1,164 @@
 //! Authentication: ssh-agent first, then identity files — like OpenSSH (with `IdentitiesOnly`,
-//! only the agent keys that match an identity file). RSA keys are offered
-//! with the best SHA-2 hash the relay supports (OpenSSH ≥ 8.8 rejects SHA-1 `ssh-rsa`).
+//! only the agent keys and certificates that belong to an identity file). An identity file's
+//! OpenSSH certificate (`FILE-cert.pub`) goes before its plain key, which follows if the relay
+//! refuses the certificate. RSA keys are offered with the best SHA-2 hash the relay supports
+//! (OpenSSH ≥ 8.8 rejects SHA-1 `ssh-rsa`). Nothing the relay refused is offered again: each
+//! refusal counts against its `MaxAuthTries`.
 
-use std::path::Path;
-use std::sync::Arc;
+mod agent;
+mod files;
+mod signer;
 
-use russh::keys::agent::client::AgentClient;
-use russh::keys::{Algorithm, HashAlg, PrivateKeyWithHashAlg, PublicKey};
+use std::collections::HashSet;
+
+use russh::client::AuthResult;
+use russh::keys::ssh_key::public::KeyData;
+use russh::keys::{Algorithm, Certificate, HashAlg};
 
 use super::connect::Handle;
-use crate::config::{AgentSource, Identities, TunnelConfig};
+use crate::config::TunnelConfig;
 use crate::error::{ErrorClass, TunnelError};
-
-/// What was tried, for the error message when nothing worked. Never holds key material.
-#[derive(Default)]
-struct Attempts {
-    offered: usize,
-    notes: Vec<String>,
-}
 
 /// Authenticates as the tunnel's user; `Err` with class `auth` when the relay accepts nothing.
 pub async fn authenticate(handle: &mut Handle, tunnel: &TunnelConfig) -> Result<(), TunnelError> {
-    let mut attempts = Attempts::default();
-    let mut rsa_hash = None;
-    if try_agent(handle, tunnel, &mut attempts, &mut rsa_hash).await? {
+    let mut login = Login {
+        handle,
+        tunnel,
+        offered: 0,
+        notes: Vec::new(),
+        rsa_hash: None,
+        refused: HashSet::new(),
+    };
+    if login.try_agent().await? {
         return Ok(());
     }
     for path in tunnel.identities.paths() {
-        if try_key_file(handle, tunnel, path, &mut attempts, &mut rsa_hash).await? {
-            if !attempts.notes.is_empty() {
-                tracing::debug!(tunnel = %tunnel.name, skipped = %attempts.notes.join("; "), "authenticated after skipping identities");
+        if login.try_key_file(path).await? {
+            if !login.notes.is_empty() {
+                tracing::debug!(tunnel = %tunnel.name, skipped = %login.notes.join("; "), "authenticated after skipping identities");
             }
             return Ok(());
         }
     }
-    let user = &tunnel.user;
-    let mut message = if attempts.offered == 0 {
-        format!(
-            "no key to offer for {user}@{}: no agent identities and no usable identity file",
-            tunnel.host
-        )
-    } else {
-        format!(
-            "relay rejected all {} key(s) offered for {user}@{}",
-            attempts.offered, tunnel.host
-        )
-    };
-    if !attempts.notes.is_empty() {
-        message.push_str(" (");
-        message.push_str(&attempts.notes.join("; "));
-        message.push(')');
-    }
-    Err(TunnelError::new(ErrorClass::Auth, message))
+    Err(login.nothing_accepted())
 }
 
-/// The hash to sign RSA keys with, asked of the relay once per session (it may wait up to 1 s
-/// for the relay's EXT_INFO).
-async fn rsa_hash_for(
-    handle: &Handle,
-    key: &PublicKey,
-    cache: &mut Option<Option<HashAlg>>,
-) -> Option<HashAlg> {
-    if !matches!(key.algorithm(), Algorithm::Rsa { .. }) {
-        return None;
-    }
-    if cache.is_none() {
-        *cache = Some(
-            handle
-                .best_supported_rsa_hash()
-                .await
-                .ok()
-                .flatten()
-                .flatten(),
-        );
-    }
-    cache.flatten()
+/// A credential as the relay sees it, without comments (the agent's and a file's differ).
+#[derive(PartialEq, Eq, Hash)]
+enum Offered {
+    Key(KeyData),
+    Certificate(Box<Certificate>),
 }
 
-async fn try_agent(
-    handle: &mut Handle,
-    tunnel: &TunnelConfig,
-    attempts: &mut Attempts,
-    rsa_hash: &mut Option<Option<HashAlg>>,
-) -> Result<bool, TunnelError> {
-    let path = match &tunnel.agent {
-        AgentSource::Disabled => return Ok(false),
-        AgentSource::Path(p) => p.clone(),
-        AgentSource::Env => match AgentSource::from_env(|name| std::env::var_os(name)) {
-            Some(path) => path,
-            None => return Ok(false),
-        },
-    };
-    // A fresh agent connection per attempt: the agent may have restarted since the last one.
-    let mut agent = match AgentClient::connect_uds(&path).await {
-        Ok(agent) => agent,
-        Err(e) => {
-            attempts
-                .notes
-                .push(format!("agent at {} unreachable: {e}", path.display()));
-            return Ok(false);
-        }
-    };
-    if let Some(binding) = handle.agent_session_binding() {
-        let _ = agent.bind_session(binding, false).await;
+impl Offered {
+    fn certificate(cert: &Certificate) -> Offered {
+        let mut cert = cert.clone();
+        cert.set_comment("");
+        Offered::Certificate(Box::new(cert))
     }
-    let identities = match agent.request_identities().await {
-        Ok(ids) => ids,
-        Err(e) => {
-            attempts
-                .notes
-                .push(format!("agent at {} failed: {e}", path.display()));
-            return Ok(false);
+}
+
+/// One authentication's progress. Holds public keys and certificates, never private keys.
+struct Login<'a> {
+    handle: &'a mut Handle,
+    tunnel: &'a TunnelConfig,
+    /// Keys and certificates offered so far.
+    offered: usize,
+    /// What was skipped or failed, for the error message when nothing worked.
+    notes: Vec<String>,
+    /// The relay's best RSA hash, asked once per session.
+    rsa_hash: Option<Option<HashAlg>>,
+    /// What the relay refused.
+    refused: HashSet<Offered>,
+}
+
+impl Login<'_> {
+    /// Whether `credential` is worth offering (the relay has not refused it); counts it if so.
+    fn fresh(&mut self, credential: &Offered) -> bool {
+        if self.refused.contains(credential) {
+            return false;
         }
-    };
-    // IdentitiesOnly: only the agent keys that belong to the configured identity files.
-    let wanted = tunnel.identities_only.then(|| identity_public_keys(tunnel));
-    for identity in identities {
-        let key = identity.public_key().into_owned();
-        // Only the key data counts: comments differ between the agent and a `.pub` file.
-        if wanted
-            .as_ref()
-            .is_some_and(|w| !w.iter().any(|k| k.key_data() == key.key_data()))
-        {
-            continue;
+        self.offered += 1;
+        true
+    }
+
+    /// Books the outcome of offering `credential`: `Ok(true)` logged in, `Ok(false)` refused
+    /// (or a local signer failed, noted), `Err` when the relay has ended the session meanwhile.
+    fn settle(
+        &mut self,
+        credential: Offered,
+        result: Result<AuthResult, String>,
+    ) -> Result<bool, TunnelError> {
+        if matches!(result, Ok(ref r) if r.success()) {
+            return Ok(true);
         }
-        let hash = rsa_hash_for(handle, &key, rsa_hash).await;
-        attempts.offered += 1;
-        let result = handle
-            .authenticate_publickey_with(&tunnel.user, key, hash, &mut agent)
-            .await;
+        // russh reports a session that ended mid-offer as a refusal (or a send error).
+        if self.handle.is_closed() {
+            return Err(self.interrupted());
+        }
         match result {
-            Ok(r) if r.success() => return Ok(true),
-            Ok(_) => {}
-            Err(e) => attempts.notes.push(format!("agent signing failed: {e}")),
+            Ok(_) => {
+                self.refused.insert(credential);
+            }
+            // Not refused by the relay: the same key may still work from a file.
+            Err(note) => self.notes.push(note),
         }
+        Ok(false)
     }
-    Ok(false)
-}
 
-/// The public halves of the identity files: from `FILE.pub`, else from an unencrypted `FILE`.
-fn identity_public_keys(tunnel: &TunnelConfig) -> Vec<PublicKey> {
-    tunnel
-        .identities
-        .paths()
-        .iter()
-        .filter_map(|path| {
-            let mut public = path.clone().into_os_string();
-            public.push(".pub");
-            russh::keys::load_public_key(&public).ok().or_else(|| {
-                russh::keys::load_secret_key(path, None)
-                    .ok()
-                    .map(|k| k.public_key().clone())
-            })
-        })
-        .collect()
-}
-
-async fn try_key_file(
-    handle: &mut Handle,
-    tunnel: &TunnelConfig,
-    path: &Path,
-    attempts: &mut Attempts,
-    rsa_hash: &mut Option<Option<HashAlg>>,
-) -> Result<bool, TunnelError> {
-    let shown = path.display();
-    if !path.exists() {
-        if matches!(tunnel.identities, Identities::Configured(_)) {
-            attempts
-                .notes
-                .push(format!("identity file {shown} not found"));
+    /// The hash to sign RSA keys with, asked of the relay once per session (it may wait up to
+    /// 1 s for the relay's EXT_INFO).
+    async fn rsa_hash(&mut self, algorithm: Algorithm) -> Option<HashAlg> {
+        if !matches!(algorithm, Algorithm::Rsa { .. }) {
+            return None;
         }
-        return Ok(false);
+        if self.rsa_hash.is_none() {
+            let best = self.handle.best_supported_rsa_hash().await;
+            self.rsa_hash = Some(best.ok().flatten().flatten());
+        }
+        self.rsa_hash.flatten()
     }
-    let key = match russh::keys::load_secret_key(path, None) {
-        Ok(key) => key,
-        Err(russh::keys::Error::KeyIsEncrypted) => {
-            attempts.notes.push(format!(
-                "{shown} is encrypted and no agent offered it: add it with `ssh-add {shown}`"
-            ));
-            return Ok(false);
+
+    /// `user@host`, for messages.
+    fn account(&self) -> String {
+        format!("{}@{}", self.tunnel.user, self.tunnel.host)
+    }
+
+    /// `message`, then the notes in parentheses.
+    fn with_notes(&self, mut message: String) -> String {
+        if !self.notes.is_empty() {
+            message.push_str(" (");
+            message.push_str(&self.notes.join("; "));
+            message.push(')');
         }
-        Err(e) => {
-            attempts.notes.push(format!("cannot load {shown}: {e}"));
-            return Ok(false);
+        message
+    }
+
+    /// The error when every offer was refused, or there was nothing to offer.
+    fn nothing_accepted(&self) -> TunnelError {
+        if self.handle.is_closed() {
+            return self.interrupted();
         }
-    };
-    let hash = rsa_hash_for(handle, key.public_key(), rsa_hash).await;
-    attempts.offered += 1;
-    let result = handle
-        .authenticate_publickey(
-            &tunnel.user,
-            PrivateKeyWithHashAlg::new(Arc::new(key), hash),
-        )
-        .await
-        .map_err(|e| {
-            TunnelError::new(
-                ErrorClass::Network,
-                format!("authentication interrupted: {e}"),
+        let message = if self.offered == 0 {
+            format!(
+                "no key to offer for {}: no agent identities and no usable identity file",
+                self.account()
             )
-        })?;
-    Ok(result.success())
+        } else {
+            format!(
+                "relay rejected all {} key(s) offered for {}",
+                self.offered,
+                self.account()
+            )
+        };
+        TunnelError::new(ErrorClass::Auth, self.with_notes(message))
+    }
+
+    /// The error when the session ended during authentication.
+    fn interrupted(&self) -> TunnelError {
+        TunnelError::new(
+            ErrorClass::Network,
+            "authentication interrupted: relay closed the connection",
+        )
+    }
 }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod binary;
+mod certs;
 mod control;
 mod fixtures;
 mod harness;

@@ -117,6 +117,30 @@ impl KeyPair {
         }
     }
 
+    /// Has `ca` sign this key's public half as a user certificate for `principal`
+    /// (`ssh-keygen -s CA -I ID -n PRINCIPAL KEY.pub`), written as `KEY-cert.pub` where OpenSSH
+    /// (and pairtun) look for it; returns that path.
+    pub fn certify(&self, ca: &KeyPair, principal: &str) -> PathBuf {
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.arg("-q")
+            .arg("-s")
+            .arg(ca.private_path())
+            .args(["-I", "pairtun-test", "-n", principal])
+            .arg(self.public_path());
+        let out = run_with_timeout(&mut cmd, KEYGEN_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "ssh-keygen -s for {} failed: {}",
+            self.private.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut cert = self.private.as_os_str().to_owned();
+        cert.push("-cert.pub");
+        let cert = PathBuf::from(cert);
+        assert!(cert.exists(), "ssh-keygen wrote no {}", cert.display());
+        cert
+    }
+
     /// The algorithm the key was generated with.
     pub fn kind(&self) -> KeyKind {
         self.kind
