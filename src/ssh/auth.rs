@@ -16,14 +16,21 @@ use russh::keys::ssh_key::public::KeyData;
 use russh::keys::{Algorithm, Certificate, HashAlg};
 
 use super::connect::Handle;
+use super::session::SessionShared;
 use crate::config::TunnelConfig;
 use crate::error::{ErrorClass, TunnelError};
 
-/// Authenticates as the tunnel's user; `Err` with class `auth` when the relay accepts nothing.
-pub async fn authenticate(handle: &mut Handle, tunnel: &TunnelConfig) -> Result<(), TunnelError> {
+/// Authenticates as the tunnel's user; `Err` with class `auth` when the relay accepts nothing
+/// or ends the session after refusing what was offered.
+pub async fn authenticate(
+    handle: &mut Handle,
+    tunnel: &TunnelConfig,
+    shared: &SessionShared,
+) -> Result<(), TunnelError> {
     let mut login = Login {
         handle,
         tunnel,
+        shared,
         offered: 0,
         notes: Vec::new(),
         rsa_hash: None,
@@ -62,6 +69,7 @@ impl Offered {
 struct Login<'a> {
     handle: &'a mut Handle,
     tunnel: &'a TunnelConfig,
+    shared: &'a SessionShared,
     /// Keys and certificates offered so far.
     offered: usize,
     /// What was skipped or failed, for the error message when nothing worked.
@@ -154,11 +162,47 @@ impl Login<'_> {
         TunnelError::new(ErrorClass::Auth, self.with_notes(message))
     }
 
-    /// The error when the session ended during authentication.
+    /// The error when the session ended during authentication. Once a key has been offered,
+    /// a relay that hangs up (sshd's `MaxAuthTries`: "Too many authentication failures") is
+    /// refusing us: class `auth`, so retries wait the longest backoff instead of filling the
+    /// relay's auth log. A connection that broke, or ended before any offer, is `network`.
     fn interrupted(&self) -> TunnelError {
-        TunnelError::new(
-            ErrorClass::Network,
-            "authentication interrupted: relay closed the connection",
-        )
+        let relay_said = self
+            .shared
+            .disconnect_message
+            .lock()
+            .ok()
+            .and_then(|m| m.clone());
+        let broke = self.shared.end_reason.lock().ok().and_then(|e| e.clone());
+        match (relay_said, broke) {
+            (Some(said), _) if self.offered > 0 => TunnelError::new(
+                ErrorClass::Auth,
+                self.with_notes(format!(
+                    "relay ended authentication for {} after {} key(s) offered: {said}",
+                    self.account(),
+                    self.offered
+                )),
+            ),
+            (Some(said), _) => TunnelError::new(
+                ErrorClass::Network,
+                format!("authentication interrupted: relay closed the session: {said}"),
+            ),
+            // What russh saw when the session ended without a word from the relay.
+            (None, Some(broke)) => broke.context("authentication interrupted"),
+            // russh may skip its `disconnected` callback (deps.md §2.7): nothing is known but
+            // that the relay's side went away after refusing what it was offered.
+            (None, None) if self.offered > 0 => TunnelError::new(
+                ErrorClass::Auth,
+                self.with_notes(format!(
+                    "relay closed the connection during authentication for {} after {} key(s) offered",
+                    self.account(),
+                    self.offered
+                )),
+            ),
+            (None, None) => TunnelError::new(
+                ErrorClass::Network,
+                "authentication interrupted: relay closed the connection",
+            ),
+        }
     }
 }

@@ -248,7 +248,7 @@ async fn handshake(
             }
             Ok(Ok(handle)) => handle,
         };
-    match tokio::time::timeout_at(deadline, auth::authenticate(&mut handle, hop)).await {
+    match tokio::time::timeout_at(deadline, auth::authenticate(&mut handle, hop, &shared)).await {
         Err(_) => Err(phase_timeout("authentication", hop)),
         Ok(Err(e)) => {
             disconnect(&handle, "authentication failed").await;

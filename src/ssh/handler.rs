@@ -263,10 +263,15 @@ impl client::Handler for ClientHandler {
         reason: DisconnectReason<Self::Error>,
     ) -> Result<(), Self::Error> {
         let error = match &reason {
-            DisconnectReason::ReceivedDisconnect(info) => TunnelError::new(
-                ErrorClass::Network,
-                format!("relay closed the session: {}", info.message),
-            ),
+            DisconnectReason::ReceivedDisconnect(info) => {
+                if let Ok(mut said) = self.shared.disconnect_message.lock() {
+                    said.get_or_insert_with(|| info.message.clone());
+                }
+                TunnelError::new(
+                    ErrorClass::Network,
+                    format!("relay closed the session: {}", info.message),
+                )
+            }
             DisconnectReason::Error(e) => classify::session_error(e),
         };
         SessionShared::note(&self.shared.end_reason, error);

@@ -49,6 +49,8 @@ pub struct SessionShared {
     pub host_key_error: Mutex<Option<TunnelError>>,
     /// Why the session ended, when russh told us (its `disconnected` callback is not guaranteed).
     pub end_reason: Mutex<Option<TunnelError>>,
+    /// The relay's own words when it ended the session with a disconnect message.
+    pub disconnect_message: Mutex<Option<String>>,
     /// The relay's description of the latest refused channel open, numbered so a waiter sees
     /// a new one (russh gives the error only the reason code; the text goes to the handler).
     pub open_failures: watch::Sender<(u64, String)>,
@@ -71,6 +73,7 @@ impl SessionShared {
             counters,
             host_key_error: Mutex::new(None),
             end_reason: Mutex::new(None),
+            disconnect_message: Mutex::new(None),
             open_failures: watch::Sender::new((0, String::new())),
             received: AtomicU64::new(0),
         })

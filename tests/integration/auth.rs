@@ -177,3 +177,35 @@ async fn identities_only_offers_only_matching_agent_keys() {
     assert_eq!(failed.last_error.map(|e| e.class), Some(ErrorClass::Auth));
     daemon.shutdown().await;
 }
+
+/// sshd cutting the login short after `MaxAuthTries` refused keys ("Too many authentication
+/// failures") is an authentication failure, not a network error: retried only at the longest
+/// backoff, so retries do not keep adding failures to the relay's auth log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_ending_auth_after_too_many_failures_is_an_auth_error() {
+    let Some(relay) = Relay::start(&["MaxAuthTries 1"]) else {
+        return;
+    };
+    let first = KeyPair::generate(relay.dir.path(), "wrong1", KeyKind::Ed25519);
+    let second = KeyPair::generate(relay.dir.path(), "wrong2", KeyKind::Ed25519);
+    let shown = |k: &KeyPair| format!("{:?}", k.private_path().display().to_string());
+    let toml = tunnel(&relay, "tries", first.private_path(), "").replace(
+        &format!("identity_files = [{}]", shown(&first)),
+        &format!("identity_files = [{}, {}]", shown(&first), shown(&second)),
+    );
+    assert!(toml.contains(&shown(&second)), "{toml}");
+    let daemon = start_daemon(relay.dir.path(), &toml);
+    let p = wait_for(&daemon, "tries", WITHIN, "an error", |p| {
+        p.last_error.is_some()
+    })
+    .await;
+    let error = p.last_error.expect("an error");
+    assert_eq!(error.class, ErrorClass::Auth, "{error:?}");
+    assert!(
+        error.message.contains("Too many authentication failures"),
+        "{}",
+        error.message
+    );
+    assert_eq!(p.state, TunnelState::Failed);
+    daemon.shutdown().await;
+}
