@@ -28,6 +28,7 @@ pub use env::{Env, default_path};
 pub use error::ConfigError;
 pub use forward::{parse_forward_dynamic, parse_forward_local, parse_forward_remote};
 pub use model::*;
+pub use settings::MAX_CONNECTIONS;
 
 /// Parses and validates config text; `path` is used in error locations and as the source.
 pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigError> {

@@ -25,9 +25,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Long enough to ride out a typical reconnect, short enough that a client gives up on a
 /// relay that is really gone instead of hanging.
 const CONNECTION_HOLD: Duration = Duration::from_secs(30);
-/// Far more than a pairing session opens, few enough that a flood cannot take every file
-/// descriptor the daemon has.
-const MAX_CONNECTIONS: usize = 1024;
+/// Connections a forward (`-L`, `-D`) or a session's `-R` forwards carry at once unless
+/// `max_connections` says otherwise: far more than a pairing session opens, few enough that a
+/// flood cannot take every file descriptor the daemon has.
+pub const MAX_CONNECTIONS: usize = 1024;
 const BACKOFF: BackoffConfig = BackoffConfig {
     initial: Duration::from_secs(1),
     max: Duration::from_secs(60),

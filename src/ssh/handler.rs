@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use russh::client::{self, ChannelOpenHandle, DisconnectReason, Msg, Session};
@@ -296,8 +297,19 @@ impl ClientHandler {
                 .spawn(reply.reject(ChannelOpenFailure::AdministrativelyProhibited));
             return;
         };
+        let Ok(slot) = self.shared.remote_slots.clone().try_acquire_owned() else {
+            if !self.shared.remote_full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(forward = %route.spec, "max_connections reached: refusing connections from the relay until one ends");
+            }
+            self.shared
+                .tasks
+                .spawn(reply.reject(ChannelOpenFailure::ResourceShortage));
+            return;
+        };
+        self.shared.remote_full.store(false, Ordering::Relaxed);
         let shared = self.shared.clone();
         self.shared.tasks.spawn(async move {
+            let _slot = slot;
             let connect = tokio::time::timeout(TARGET_CONNECT_TIMEOUT, net::connect_target(&route.target));
             let local = match connect.await {
                 Ok(Ok(local)) => local,

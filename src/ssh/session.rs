@@ -57,6 +57,12 @@ pub struct SessionShared {
     /// Bytes read from the relay's socket: arriving data is proof of life while a keepalive
     /// answer waits behind it.
     pub received: AtomicU64,
+    /// `-R` connections this session carries at once (the tunnel's `max_connections`): every
+    /// user of the relay host can connect to a forwarded port there.
+    pub remote_slots: Arc<tokio::sync::Semaphore>,
+    /// A `-R` connection was refused for want of a slot and no connection has been let
+    /// through since: the refusals of one flood are logged once.
+    pub remote_full: std::sync::atomic::AtomicBool,
 }
 
 /// How long a refused opener waits for the relay's description, which russh hands to the
@@ -64,8 +70,13 @@ pub struct SessionShared {
 const REASON_WAIT: Duration = Duration::from_millis(200);
 
 impl SessionShared {
-    /// A fresh scope for one session.
+    /// A fresh scope for one session, with the default connection limit.
     pub fn new(counters: Arc<Counters>) -> Arc<Self> {
+        Self::with_limit(counters, crate::config::MAX_CONNECTIONS)
+    }
+
+    /// A fresh scope for one session carrying at most `max_connections` `-R` connections.
+    pub fn with_limit(counters: Arc<Counters>, max_connections: usize) -> Arc<Self> {
         Arc::new(SessionShared {
             ended: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -76,6 +87,8 @@ impl SessionShared {
             disconnect_message: Mutex::new(None),
             open_failures: watch::Sender::new((0, String::new())),
             received: AtomicU64::new(0),
+            remote_slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+            remote_full: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -211,7 +211,8 @@ impl Supervisor {
             let started = Instant::now();
             self.reporter
                 .set_state(TunnelState::Connecting, attempt, None, None);
-            let shared = SessionShared::new(self.counters.clone());
+            let shared =
+                SessionShared::with_limit(self.counters.clone(), self.config.max_connections);
             let deadline = Instant::now() + self.config.timing.connect_timeout;
             // A wake-up during an attempt too young to restart: its failure is retried at once.
             let mut woken = false;

@@ -292,3 +292,54 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning() {
         });
     }
 }
+
+/// A forwarded port on the relay is open to every user of the relay host: `-R` connections
+/// are held to `max_connections` too (they were unbounded), the one over the limit refused by
+/// the relay's channel open, and a freed slot takes the next.
+#[test]
+fn remote_forward_connections_are_held_to_the_connection_limit() {
+    let Some(relay) = Relay::start(&[]) else {
+        return;
+    };
+    let echo = EchoServer::start();
+    let remote = free_port();
+    let toml = relay.tunnel_via(
+        "r",
+        relay.sshd.port(),
+        vec![],
+        vec![format!("{remote}:127.0.0.1:{}", echo.port())],
+        "max_connections = 2\n",
+    );
+    let d = Pairtund::start(&write_config(relay.dir.path(), &toml));
+    wait_state(&d, "r", "up");
+    let mut held = connections(remote, 2);
+    for c in &mut held {
+        c.set_read_timeout(Some(WITHIN)).unwrap();
+        echo_on(c, b"held");
+    }
+    // The third is accepted by sshd, whose channel open pairtund refuses: sshd closes it.
+    let third = TcpStream::connect(addr(remote)).unwrap();
+    third.set_read_timeout(Some(WITHIN)).unwrap();
+    assert!(closed(&third), "a third connection was carried");
+    for c in &mut held {
+        echo_on(c, b"still");
+    }
+    assert_eq!(count(&d.log(), "max_connections reached"), 1, "{}", d.log());
+    drop(held.pop());
+    let mut next = wait::until_some("a freed slot", WITHIN, || {
+        let mut c = TcpStream::connect(addr(remote)).ok()?;
+        c.set_read_timeout(Some(WITHIN)).unwrap();
+        c.write_all(b"x").ok()?;
+        let mut b = [0u8; 1];
+        (c.read(&mut b).ok()? == 1).then_some(c)
+    });
+    echo_on(&mut next, b"next");
+}
+
+/// Sends `msg` on `stream` and reads it back.
+fn echo_on(stream: &mut TcpStream, msg: &[u8]) {
+    stream.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
