@@ -383,7 +383,9 @@ impl Supervisor {
                 // Ended meanwhile: the serve loop reports why.
                 _ = live.shared.ended.cancelled() => return Ok(()),
                 r = &mut ping => {
-                    if r.is_ok() {
+                    // russh's ping also returns Ok when the session died before the answer
+                    // (its reply channel dropped), as `keepalive` knows too.
+                    if r.is_ok() && !live.handle.is_closed() {
                         tracing::debug!(tunnel = %config.name, %why, "session still answers");
                         return Ok(());
                     }
