@@ -67,69 +67,85 @@ impl ClientHandler {
         }
     }
 
-    fn verify(&self, key: &russh::keys::PublicKey) -> Result<(), TunnelError> {
-        let HostKeyCheck {
-            host,
-            port,
-            known_hosts: path,
-            policy,
-        } = &self.check;
-        let shown = path.display();
-        let name = if *port == 22 {
-            host.clone()
-        } else {
-            format!("[{host}]:{port}")
-        };
-        let fingerprint = key.fingerprint(Default::default());
-        let error = |message: String| Err(TunnelError::new(ErrorClass::HostKey, message));
-        match known_hosts::check(path, host, *port, key) {
-            Ok(Verdict::Known) => Ok(()),
-            Ok(Verdict::Unknown) if *policy == HostKeyPolicy::AcceptNew => {
-                // Not a key mismatch: retried (at the longest backoff) rather than held until
-                // the user acts, as a file that cannot be read or written today may be
-                // tomorrow (a home directory not mounted yet after resume).
-                known_hosts::learn(path, host, *port, key).map_err(|e| {
-                    TunnelError::new(
-                        ErrorClass::Config,
-                        format!("cannot record host key for {name} in {shown}: {e}"),
-                    )
-                })?;
-                tracing::info!(%name, %fingerprint, known_hosts = %shown, "learned new host key (accept-new)");
-                Ok(())
-            }
-            Ok(Verdict::Unknown) => {
-                // Keys of other types were asked for first (`host_key_order`), so the relay
-                // has none of those, or none pairtund can verify: say so, or the user is told
-                // to add a key next to the ones they trust already and not told why.
-                let recorded = known_hosts::key_types_for(path, host, *port).unwrap_or_default();
-                let held = match known_hosts::type_names(&recorded) {
-                    types if types.is_empty() => String::new(),
-                    types => format!(
-                        " (it has only {types} key(s) for {name}, which the relay did not offer \
+    /// [`verify`] on a blocking thread: known_hosts may sit on a home directory that hangs
+    /// (NFS, automount after resume), and this runtime has one thread for every tunnel.
+    async fn verify_off_thread(&self, key: &russh::keys::PublicKey) -> Result<(), TunnelError> {
+        let (check, key) = (self.check.clone(), key.clone());
+        tokio::task::spawn_blocking(move || verify(&check, &key))
+            .await
+            .unwrap_or_else(|e| {
+                Err(TunnelError::new(
+                    ErrorClass::Config,
+                    format!("host key check failed: {e}"),
+                ))
+            })
+    }
+}
+
+/// Checks the relay's host key against known_hosts under the tunnel's policy (learning it
+/// under `accept-new`). Blocking file I/O.
+fn verify(check: &HostKeyCheck, key: &russh::keys::PublicKey) -> Result<(), TunnelError> {
+    let HostKeyCheck {
+        host,
+        port,
+        known_hosts: path,
+        policy,
+    } = check;
+    let shown = path.display();
+    let name = if *port == 22 {
+        host.clone()
+    } else {
+        format!("[{host}]:{port}")
+    };
+    let fingerprint = key.fingerprint(Default::default());
+    let error = |message: String| Err(TunnelError::new(ErrorClass::HostKey, message));
+    match known_hosts::check(path, host, *port, key) {
+        Ok(Verdict::Known) => Ok(()),
+        Ok(Verdict::Unknown) if *policy == HostKeyPolicy::AcceptNew => {
+            // Not a key mismatch: retried (at the longest backoff) rather than held until
+            // the user acts, as a file that cannot be read or written today may be
+            // tomorrow (a home directory not mounted yet after resume).
+            known_hosts::learn(path, host, *port, key).map_err(|e| {
+                TunnelError::new(
+                    ErrorClass::Config,
+                    format!("cannot record host key for {name} in {shown}: {e}"),
+                )
+            })?;
+            tracing::info!(%name, %fingerprint, known_hosts = %shown, "learned new host key (accept-new)");
+            Ok(())
+        }
+        Ok(Verdict::Unknown) => {
+            // Keys of other types were asked for first (`host_key_order`), so the relay
+            // has none of those, or none pairtund can verify: say so, or the user is told
+            // to add a key next to the ones they trust already and not told why.
+            let recorded = known_hosts::key_types_for(path, host, *port).unwrap_or_default();
+            let held = match known_hosts::type_names(&recorded) {
+                types if types.is_empty() => String::new(),
+                types => format!(
+                    " (it has only {types} key(s) for {name}, which the relay did not offer \
                          or pairtund cannot verify)"
-                    ),
-                };
-                error(format!(
-                    "{} host key for {name} ({fingerprint}) is not in {shown}{held}; verify it, \
+                ),
+            };
+            error(format!(
+                "{} host key for {name} ({fingerprint}) is not in {shown}{held}; verify it, \
                      then add it (ssh-keyscan -p {port} {host} >> {shown}) or set \
                      host_key_policy = \"accept-new\"",
-                    key.algorithm()
-                ))
-            }
-            Ok(Verdict::Changed { path, line }) => error(format!(
-                "HOST KEY CHANGED for {name}: relay offered {fingerprint}, {}:{line} has another key; \
-                 possible man-in-the-middle — if the change is expected, remove that line",
-                path.display()
-            )),
-            Ok(Verdict::Revoked { path, line }) => error(format!(
-                "host key {fingerprint} for {name} is revoked ({}:{line})",
-                path.display()
-            )),
-            Err(e) => Err(TunnelError::new(
-                ErrorClass::Config,
-                format!("cannot read known_hosts {shown}: {e}"),
-            )),
+                key.algorithm()
+            ))
         }
+        Ok(Verdict::Changed { path, line }) => error(format!(
+            "HOST KEY CHANGED for {name}: relay offered {fingerprint}, {}:{line} has another key; \
+                 possible man-in-the-middle — if the change is expected, remove that line",
+            path.display()
+        )),
+        Ok(Verdict::Revoked { path, line }) => error(format!(
+            "host key {fingerprint} for {name} is revoked ({}:{line})",
+            path.display()
+        )),
+        Err(e) => Err(TunnelError::new(
+            ErrorClass::Config,
+            format!("cannot read known_hosts {shown}: {e}"),
+        )),
     }
 }
 
@@ -141,7 +157,7 @@ impl client::Handler for ClientHandler {
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let verdict = match key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => self.verify(key),
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.verify_off_thread(key).await,
             PublicKeyOrCertificate::Certificate(_) => Err(TunnelError::new(
                 ErrorClass::HostKey,
                 "relay offered a host certificate; host certificates are not supported",
@@ -354,7 +370,7 @@ mod tests {
         };
         let handler = ClientHandler::new(check, SessionShared::new(Default::default()));
         let key = russh::keys::PublicKey::from_openssh(KEY).unwrap();
-        handler.verify(&key).unwrap_err()
+        verify(&handler.check, &key).unwrap_err()
     }
 
     /// Only a key that does not match holds the tunnel until the user acts; a known_hosts file

@@ -146,6 +146,12 @@ pub fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<
         .create(true)
         .mode(0o600)
         .open(path)?;
+    // Host key checks run on blocking threads, so two tunnels to one new relay may both get
+    // here: under the lock, the second finds the key the first wrote.
+    file.lock()?;
+    if matches!(check(path, host, port, key)?, Verdict::Known) {
+        return Ok(());
+    }
     // A hand-edited file may lack its final newline; appending would then corrupt its last line.
     if file.seek(SeekFrom::End(0))? > 0 {
         let mut last = [0u8];

@@ -164,6 +164,20 @@ fn learn_appends_after_missing_newline() {
     assert_eq!(run(&path, "10.0.0.1", 22, 'C'), V::Known);
 }
 
+/// Two tunnels to one new relay learn its key at once (their checks run on blocking threads):
+/// one line, not two.
+#[test]
+fn learning_a_key_already_learned_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("known_hosts");
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| learn(&path, R, 22, &key('A')).unwrap());
+        }
+    });
+    assert_eq!(fs::read_to_string(&path).unwrap(), expand("relay.example.org $A\n"));
+}
+
 #[test]
 fn learn_rejects_pattern_like_hosts() {
     let dir = tempfile::tempdir().unwrap();
