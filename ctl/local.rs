@@ -15,7 +15,12 @@ const LABEL: &str = "dev.pairtun.pairtund";
 
 /// The systemd unit with `ExecStart` pointing at `pairtund`.
 pub fn unit_text(pairtund: &Path) -> String {
-    let exec = pairtund.display().to_string();
+    // systemd expands `%` specifiers and `$` variables in ExecStart: doubled, they are text.
+    let exec = pairtund
+        .display()
+        .to_string()
+        .replace('%', "%%")
+        .replace('$', "$$");
     // systemd splits ExecStart on spaces unless the path is quoted.
     let exec = if exec.contains(char::is_whitespace) {
         format!("\"{exec}\"")
@@ -51,7 +56,9 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// `pairtund` installed next to this `pairtunctl`.
+/// `pairtund` installed next to this `pairtunctl`, by the name `PATH` gives it when that leads
+/// to the same file: a package manager's stable link (`/opt/homebrew/bin`, a Nix profile)
+/// survives upgrades, the versioned directory it points into does not.
 fn pairtund_path() -> Result<PathBuf, Failure> {
     let exe = std::env::current_exe()
         .map_err(|e| Failure::Request(format!("cannot locate pairtunctl: {e}")))?;
@@ -62,7 +69,37 @@ fn pairtund_path() -> Result<PathBuf, Failure> {
             daemon.display()
         )));
     }
-    Ok(std::fs::canonicalize(&daemon).unwrap_or(daemon))
+    let real = std::fs::canonicalize(&daemon).unwrap_or(daemon);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    Ok(on_path(&path, &real).unwrap_or(real))
+}
+
+/// The first `pairtund` on `path` (absolute entries only) that is the file `real`.
+fn on_path(path: &std::ffi::OsStr, real: &Path) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join("pairtund"))
+        .find(|candidate| std::fs::canonicalize(candidate).is_ok_and(|c| c == real))
+}
+
+/// Moves a file about to be replaced aside when it differs from `text` (a hand-edited unit or
+/// plist is not lost); returns where it went.
+fn keep_aside(path: &Path, text: &str) -> Result<Option<PathBuf>, Failure> {
+    match std::fs::read(path) {
+        Ok(old) if old != text.as_bytes() => {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".{stamp}.bak"));
+            let aside = PathBuf::from(name);
+            std::fs::rename(path, &aside).map_err(|e| {
+                Failure::Request(format!("cannot move {} aside: {e}", path.display()))
+            })?;
+            Ok(Some(aside))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn home() -> Result<PathBuf, Failure> {
@@ -179,10 +216,18 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> Failure {
     move |e| Failure::Request(format!("cannot {what}: {e}"))
 }
 
+/// Writes `text` to `path`, a different file already there moved aside first (and said so).
 fn write(path: &Path, text: &str) -> Result<(), Failure> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::Request(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    if let Some(aside) = keep_aside(path, text)? {
+        say(&format!(
+            "{} differed from the one pairtunctl writes; kept it as {}",
+            path.display(),
+            aside.display()
+        ))?;
     }
     std::fs::write(path, text)
         .map_err(|e| Failure::Request(format!("cannot write {}: {e}", path.display())))
@@ -269,6 +314,48 @@ mod tests {
         );
         assert!(text.contains("Type=notify") && text.contains("ExecReload="));
         assert_eq!(text.matches("ExecStart=").count(), 1);
+        let odd = unit_text(Path::new("/opt/100%/$HOME/pairtund"));
+        assert!(
+            odd.contains("\nExecStart=/opt/100%%/$$HOME/pairtund\n"),
+            "{odd}"
+        );
+    }
+
+    #[test]
+    fn the_daemon_is_named_by_its_link_on_path_when_that_is_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cellar = dir.path().join("cellar/1.2/bin");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&cellar).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(cellar.join("pairtund"), "").unwrap();
+        std::os::unix::fs::symlink(cellar.join("pairtund"), bin.join("pairtund")).unwrap();
+        let real = std::fs::canonicalize(cellar.join("pairtund")).unwrap();
+        let path = std::env::join_paths([dir.path().join("empty"), bin.clone()]).unwrap();
+        assert_eq!(on_path(&path, &real), Some(bin.join("pairtund")));
+        // Another pairtund on PATH is not this one.
+        let other = dir.path().join("other.real");
+        std::fs::write(&other, "").unwrap();
+        assert_eq!(
+            on_path(&path, &std::fs::canonicalize(&other).unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_hand_edited_file_is_kept_aside_and_an_identical_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let unit = dir.path().join("pairtund.service");
+        std::fs::write(&unit, "mine\n").unwrap();
+        let aside = keep_aside(&unit, "ours\n").unwrap().expect("moved aside");
+        assert_eq!(std::fs::read_to_string(&aside).unwrap(), "mine\n");
+        assert!(!unit.exists());
+        std::fs::write(&unit, "ours\n").unwrap();
+        assert_eq!(keep_aside(&unit, "ours\n").unwrap(), None);
+        assert_eq!(
+            keep_aside(&dir.path().join("missing"), "ours\n").unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -175,7 +175,10 @@ fn learning_a_key_already_learned_adds_nothing() {
             scope.spawn(|| learn(&path, R, 22, &key('A')).unwrap());
         }
     });
-    assert_eq!(fs::read_to_string(&path).unwrap(), expand("relay.example.org $A\n"));
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        expand("relay.example.org $A\n")
+    );
 }
 
 #[test]
