@@ -108,14 +108,22 @@ async fn agent_check(tunnel: &TunnelConfig, agent_env: Option<&Path>) -> Check {
         }
     };
     let shown = path.display();
-    let mut agent = match AgentClient::connect_uds(path).await {
-        Ok(agent) => agent,
-        Err(e) => {
-            return Check::new(t, Level::Warn, format!("agent at {shown} unreachable: {e}"))
-                .fix("start ssh-agent, or point agent_socket at a live one");
-        }
+    let asked = tokio::time::timeout(AGENT_WAIT, async {
+        let mut agent = AgentClient::connect_uds(path).await?;
+        agent.request_identities().await
+    });
+    let Ok(answer) = asked.await else {
+        return Check::new(
+            t,
+            Level::Warn,
+            format!(
+                "agent at {shown} did not answer within {}s",
+                AGENT_WAIT.as_secs()
+            ),
+        )
+        .fix("restart ssh-agent, or point agent_socket at a live one");
     };
-    match agent.request_identities().await {
+    match answer {
         Ok(ids) if ids.is_empty() => {
             Check::new(t, Level::Warn, format!("agent at {shown} holds no keys"))
                 .fix("ssh-add your key")
@@ -125,9 +133,17 @@ async fn agent_check(tunnel: &TunnelConfig, agent_env: Option<&Path>) -> Check {
             Level::Ok,
             format!("agent at {shown} holds {} key(s)", ids.len()),
         ),
-        Err(e) => Check::new(t, Level::Warn, format!("agent at {shown} failed: {e}")),
+        Err(e) => Check::new(
+            t,
+            Level::Warn,
+            format!("agent at {shown} unreachable or failed: {e}"),
+        )
+        .fix("start ssh-agent, or point agent_socket at a live one"),
     }
 }
+
+/// How long doctor waits for the agent: a hung agent must not hang doctor.
+const AGENT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn key_checks(tunnel: &TunnelConfig, agent_ok: bool) -> Vec<Check> {
     let configured = matches!(tunnel.identities, Identities::Configured(_));
@@ -161,6 +177,14 @@ fn key_check(tunnel: &TunnelConfig, path: &Path) -> Check {
                 .fix("fix the path in identity_files (or IdentityFile in the ssh config)");
         }
     };
+    if !meta.is_file() {
+        return Check::new(
+            t,
+            Level::Fail,
+            format!("identity file {shown} is not a regular file"),
+        )
+        .fix("point identity_files at an OpenSSH private key");
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Check::new(
@@ -291,5 +315,37 @@ fn kind_name(kind: ForwardKind) -> &'static str {
         ForwardKind::Local => "-L",
         ForwardKind::Remote => "-R",
         ForwardKind::Dynamic => "-D",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Env, parse};
+
+    #[tokio::test(start_paused = true)]
+    async fn an_agent_that_never_answers_is_reported_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        // Accepts (the kernel's backlog does) and never answers.
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let env = Env {
+            home: dir.path().to_owned(),
+            user: "me".into(),
+            vars: Default::default(),
+        };
+        let text = format!(
+            "[defaults]\nssh_config = \"\"\n[tunnels.t]\nhost = \"relay\"\n\
+             agent_socket = {:?}\nlocal = [\"9999:localhost:22\"]\n",
+            socket.display().to_string()
+        );
+        let config = parse(&text, Path::new("/c.toml"), &env).unwrap();
+        let tunnel = config.tunnels.values().next().unwrap();
+        let check = agent_check(tunnel, None).await;
+        assert_eq!(check.level, Level::Warn, "{check:?}");
+        assert!(
+            check.message.contains("did not answer within 5s"),
+            "{check:?}"
+        );
     }
 }

@@ -115,9 +115,15 @@ impl Login<'_> {
             .filter_map(|path| {
                 let mut public = path.clone().into_os_string();
                 public.push(".pub");
-                russh::keys::load_public_key(&public).ok().or_else(|| {
-                    russh::keys::load_secret_key(path, None)
-                        .ok()
+                let public = std::path::PathBuf::from(public);
+                let regular = super::files::is_regular_file;
+                let from_public = regular(&public)
+                    .then(|| russh::keys::load_public_key(&public).ok())
+                    .flatten();
+                from_public.or_else(|| {
+                    regular(path)
+                        .then(|| russh::keys::load_secret_key(path, None).ok())
+                        .flatten()
                         .map(|k| k.public_key().clone())
                 })
             })

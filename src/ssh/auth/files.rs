@@ -22,6 +22,11 @@ impl Login<'_> {
             }
             return Ok(false);
         }
+        if !is_regular_file(path) {
+            self.notes
+                .push(format!("identity file {shown} is not a regular file"));
+            return Ok(false);
+        }
         let key = match russh::keys::load_secret_key(path, None) {
             Ok(key) => Arc::new(key),
             Err(russh::keys::Error::KeyIsEncrypted) => {
@@ -49,7 +54,7 @@ impl Login<'_> {
     /// and certifies that key (otherwise a note says why it is skipped).
     fn certificate_for(&mut self, path: &Path, key: &PrivateKey) -> Option<Certificate> {
         let cert_path = cert_path(path);
-        if !cert_path.exists() {
+        if !is_regular_file(&cert_path) {
             return None;
         }
         let shown = cert_path.display();
@@ -112,4 +117,10 @@ fn cert_path(path: &Path) -> PathBuf {
     let mut name = OsString::from(path.as_os_str());
     name.push("-cert.pub");
     PathBuf::from(name)
+}
+
+/// Whether `path` is a regular file (after links): a FIFO or device where a key should be
+/// would block the read, and with it the daemon's one runtime thread.
+pub(super) fn is_regular_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
