@@ -21,6 +21,9 @@ pub struct Ctx {
     pub config: PathBuf,
     /// Output settings.
     pub out: Out,
+    /// `--config` / `--socket` as given on the command line, as pairtund arguments: a service
+    /// installed with them runs with them.
+    pub daemon_args: Vec<String>,
 }
 
 impl Ctx {
@@ -42,7 +45,7 @@ impl Ctx {
 /// Runs one command.
 pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     match command {
-        Command::Service { action } => local::service(action),
+        Command::Service { action } => local::service(action, &ctx.daemon_args),
         Command::Completions { shell, binary } => local::completions(shell, binary),
         Command::Man { dir } => local::man(&dir),
         Command::Status { name, watch: false } => status(ctx, name).await,

@@ -13,20 +13,23 @@ const UNIT: &str = include_str!("../systemd/pairtund.service");
 const PLIST: &str = include_str!("../launchd/dev.pairtun.pairtund.plist");
 const LABEL: &str = "dev.pairtun.pairtund";
 
-/// The systemd unit with `ExecStart` pointing at `pairtund`.
-pub fn unit_text(pairtund: &Path) -> String {
-    // systemd expands `%` specifiers and `$` variables in ExecStart: doubled, they are text.
-    let exec = pairtund
-        .display()
-        .to_string()
-        .replace('%', "%%")
-        .replace('$', "$$");
-    // systemd splits ExecStart on spaces unless the path is quoted.
-    let exec = if exec.contains(char::is_whitespace) {
-        format!("\"{exec}\"")
-    } else {
-        exec
+/// The systemd unit with `ExecStart` running `pairtund` with `args`.
+pub fn unit_text(pairtund: &Path, args: &[String]) -> String {
+    let word = |text: &str| {
+        // systemd expands `%` specifiers and `$` variables in ExecStart: doubled, they are text.
+        let text = text.replace('%', "%%").replace('$', "$$");
+        // It splits on spaces unless the word is quoted.
+        if text.contains(char::is_whitespace) || text.contains(['"', '\\']) {
+            format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+        } else {
+            text
+        }
     };
+    let exec = std::iter::once(pairtund.display().to_string())
+        .chain(args.iter().cloned())
+        .map(|w| word(&w))
+        .collect::<Vec<_>>()
+        .join(" ");
     UNIT.lines()
         .map(|line| {
             if line.starts_with("ExecStart=") {
@@ -40,13 +43,15 @@ pub fn unit_text(pairtund: &Path) -> String {
         + "\n"
 }
 
-/// The launchd plist with the real binary and home paths (launchd expands neither `~` nor `$HOME`).
-pub fn plist_text(pairtund: &Path, home: &Path) -> String {
+/// The launchd plist with the real binary and home paths (launchd expands neither `~` nor
+/// `$HOME`), running `pairtund` with `args`.
+pub fn plist_text(pairtund: &Path, args: &[String], home: &Path) -> String {
+    let program = std::iter::once(pairtund.display().to_string())
+        .chain(args.iter().cloned())
+        .map(|w| format!("<string>{}</string>", xml_escape(&w)))
+        .collect::<String>();
     PLIST
-        .replace(
-            "/Users/USER/.cargo/bin/pairtund",
-            &xml_escape(&pairtund.display().to_string()),
-        )
+        .replace("<string>/Users/USER/.cargo/bin/pairtund</string>", &program)
         .replace("/Users/USER", &xml_escape(&home.display().to_string()))
 }
 
@@ -109,17 +114,18 @@ fn home() -> Result<PathBuf, Failure> {
         .map_err(|e| Failure::Request(format!("cannot find your home directory: {e}")))
 }
 
-/// `pairtunctl service install|uninstall`.
-pub fn service(action: ServiceAction) -> Result<(), Failure> {
+/// `pairtunctl service install|uninstall`; `args` are pairtund's (`--config`, `--socket` when
+/// given to pairtunctl, so the service runs what was asked for).
+pub fn service(action: ServiceAction, args: &[String]) -> Result<(), Failure> {
     let pairtund = pairtund_path()?;
     if cfg!(target_os = "macos") {
-        launchd(action, &pairtund)
+        launchd(action, &pairtund, args)
     } else {
-        systemd(action, &pairtund)
+        systemd(action, &pairtund, args)
     }
 }
 
-fn systemd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
+fn systemd(action: ServiceAction, pairtund: &Path, args: &[String]) -> Result<(), Failure> {
     let config_home = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
@@ -127,7 +133,7 @@ fn systemd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
     let unit = config_home.join("systemd/user/pairtund.service");
     match action {
         ServiceAction::Install { dry_run } => {
-            let text = unit_text(pairtund);
+            let text = unit_text(pairtund, args);
             if dry_run {
                 say(&format!(
                     "# would write {}\n{text}# then: systemctl --user daemon-reload && systemctl --user enable --now pairtund.service",
@@ -167,7 +173,7 @@ fn systemd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn launchd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
+fn launchd(action: ServiceAction, pairtund: &Path, args: &[String]) -> Result<(), Failure> {
     let home = home()?;
     let plist = home
         .join("Library/LaunchAgents")
@@ -175,7 +181,7 @@ fn launchd(action: ServiceAction, pairtund: &Path) -> Result<(), Failure> {
     let domain = format!("gui/{}", nix::unistd::getuid());
     match action {
         ServiceAction::Install { dry_run } => {
-            let text = plist_text(pairtund, &home);
+            let text = plist_text(pairtund, args, &home);
             if dry_run {
                 say(&format!(
                     "# would write {}\n{text}# then: launchctl bootstrap {domain} {}",
@@ -307,17 +313,23 @@ mod tests {
 
     #[test]
     fn unit_points_at_the_real_binary() {
-        let text = unit_text(Path::new("/opt/my tools/pairtund"));
+        let text = unit_text(Path::new("/opt/my tools/pairtund"), &[]);
         assert!(
             text.contains("\nExecStart=\"/opt/my tools/pairtund\"\n"),
             "{text}"
         );
         assert!(text.contains("Type=notify") && text.contains("ExecReload="));
         assert_eq!(text.matches("ExecStart=").count(), 1);
-        let odd = unit_text(Path::new("/opt/100%/$HOME/pairtund"));
+        let odd = unit_text(Path::new("/opt/100%/$HOME/pairtund"), &[]);
         assert!(
             odd.contains("\nExecStart=/opt/100%%/$$HOME/pairtund\n"),
             "{odd}"
+        );
+        let args = ["--config".to_owned(), "/home/j/my pairing.toml".to_owned()];
+        let with = unit_text(Path::new("/usr/bin/pairtund"), &args);
+        assert!(
+            with.contains("\nExecStart=/usr/bin/pairtund --config \"/home/j/my pairing.toml\"\n"),
+            "{with}"
         );
     }
 
@@ -360,11 +372,19 @@ mod tests {
 
     #[test]
     fn plist_has_absolute_paths_only() {
+        let args = ["--socket".to_owned(), "/tmp/p&t.sock".to_owned()];
         let text = plist_text(
             Path::new("/Users/jane/.cargo/bin/pairtund"),
+            &args,
             Path::new("/Users/jane"),
         );
-        assert!(text.contains("<string>/Users/jane/.cargo/bin/pairtund</string>"));
+        assert!(
+            text.contains(
+                "<string>/Users/jane/.cargo/bin/pairtund</string><string>--socket</string>\
+                 <string>/tmp/p&amp;t.sock</string>"
+            ),
+            "{text}"
+        );
         assert!(text.contains("/Users/jane/Library/Logs/pairtund.log"));
         assert!(!text.contains("USER/"), "{text}");
     }

@@ -38,10 +38,19 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| default_socket_path(&env));
     let config = cli.config.clone().unwrap_or_else(|| default_path(&env));
+    // Absolute: a service does not start in this directory.
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut daemon_args = Vec::new();
+    for (flag, path) in [("--config", &cli.config), ("--socket", &cli.socket)] {
+        if let Some(path) = path {
+            daemon_args.extend([flag.to_owned(), cwd.join(path).display().to_string()]);
+        }
+    }
     let ctx = Ctx {
         socket,
         config,
         out: Out::detect(cli.json),
+        daemon_args,
     };
     // One thread is plenty for one connection; it also keeps start-up cheap for scripts.
     let runtime = match tokio::runtime::Builder::new_current_thread()
