@@ -291,6 +291,10 @@ pub enum ErrorKind {
     TunnelFailed,
     /// The daemon failed in a way that is not the caller's fault.
     Internal,
+    /// A kind this client does not know (a newer daemon's): the message still says what
+    /// happened. Never sent.
+    #[serde(other)]
+    Other,
 }
 
 impl ErrorKind {
@@ -305,6 +309,7 @@ impl ErrorKind {
             ErrorKind::Busy => "busy",
             ErrorKind::TunnelFailed => "tunnel-failed",
             ErrorKind::Internal => "internal",
+            ErrorKind::Other => "other",
         }
     }
 
