@@ -14,6 +14,7 @@ use crate::support::proxy::ChaosProxy;
 use crate::support::sshd::free_port;
 
 mod deadlines;
+mod hostile_relay;
 mod local;
 mod wakeup;
 

@@ -16,6 +16,7 @@ pub mod prng;
 pub mod process;
 pub mod procfs;
 pub mod proxy;
+pub mod pushy_relay;
 pub mod ssh;
 pub mod sshd;
 pub mod stall_relay;
