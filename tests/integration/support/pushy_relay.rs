@@ -1,6 +1,7 @@
-//! An SSH server (russh) that lets any key in and then opens, toward the client, the channels
-//! a client never asks for (session, x11, direct-tcpip): a relay that misbehaves. It records
-//! how the client answered each.
+//! An SSH server (russh) that lets any key in and then misbehaves in one of two ways
+//! ([`Mode`]): it opens, toward the client, the channels a client never asks for (session, x11,
+//! direct-tcpip), recording how the client answered each; or it answers `tcpip-forward`
+//! requests late, recording the requests and cancels it gets.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -13,6 +14,15 @@ use tokio::net::TcpListener;
 use super::background::Background;
 use super::keys::{KeyKind, KeyPair};
 
+/// How the relay misbehaves.
+#[derive(Clone, Copy)]
+pub enum Mode {
+    /// Opens a session, an x11 and a direct-tcpip channel once the client has logged in.
+    OpensChannels,
+    /// Grants every `tcpip-forward` request, but only after this long.
+    AnswersForwardsAfter(Duration),
+}
+
 /// Accepts SSH connections on 127.0.0.1:0 on its own thread; stops on Drop.
 pub struct PushyRelay {
     port: u16,
@@ -23,7 +33,7 @@ pub struct PushyRelay {
 
 impl PushyRelay {
     /// Starts it with a fresh host key generated in `dir`.
-    pub fn start(dir: &Path) -> PushyRelay {
+    pub fn start(dir: &Path, mode: Mode) -> PushyRelay {
         let host_key = KeyPair::generate(dir, "pushy_host", KeyKind::Ed25519);
         let key = russh::keys::load_secret_key(host_key.private_path(), None).expect("host key");
         let config = Arc::new(server::Config {
@@ -41,7 +51,8 @@ impl PushyRelay {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (config, answers) = (config.clone(), recorded.clone());
                 tokio::spawn(async move {
-                    if let Ok(session) = server::run_stream(config, tcp, Pushy { answers }).await {
+                    let pushy = Pushy { answers, mode };
+                    if let Ok(session) = server::run_stream(config, tcp, pushy).await {
                         let _ = session.await;
                     }
                 });
@@ -71,7 +82,8 @@ impl PushyRelay {
         format!("[127.0.0.1]:{} {}", self.port, key.join(" "))
     }
 
-    /// How the client answered each channel opened so far: `KIND: accepted` or `KIND: ERROR`.
+    /// What happened so far: for each channel opened, `KIND: accepted` or `KIND: ERROR`; for
+    /// each forward request `tcpip-forward PORT` and each cancel `cancel PORT`.
     pub fn answers(&self) -> Vec<String> {
         self.answers.lock().unwrap().clone()
     }
@@ -79,6 +91,7 @@ impl PushyRelay {
 
 struct Pushy {
     answers: Arc<Mutex<Vec<String>>>,
+    mode: Mode,
 }
 
 impl server::Handler for Pushy {
@@ -100,7 +113,36 @@ impl server::Handler for Pushy {
         Ok(Auth::Accept)
     }
 
+    async fn tcpip_forward(
+        &mut self,
+        _address: &str,
+        port: &mut u32,
+        _session: &mut server::Session,
+    ) -> Result<bool, Self::Error> {
+        self.answers
+            .lock()
+            .unwrap()
+            .push(format!("tcpip-forward {port}"));
+        if let Mode::AnswersForwardsAfter(late) = self.mode {
+            tokio::time::sleep(late).await;
+        }
+        Ok(true)
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        _address: &str,
+        port: u32,
+        _session: &mut server::Session,
+    ) -> Result<bool, Self::Error> {
+        self.answers.lock().unwrap().push(format!("cancel {port}"));
+        Ok(true)
+    }
+
     async fn auth_succeeded(&mut self, session: &mut server::Session) -> Result<(), Self::Error> {
+        if !matches!(self.mode, Mode::OpensChannels) {
+            return Ok(());
+        }
         // Not from inside the handler: the session loop must run to deliver the answers.
         let handle = session.handle();
         let answers = self.answers.clone();
