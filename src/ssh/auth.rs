@@ -114,6 +114,31 @@ impl Login<'_> {
         Ok(false)
     }
 
+    /// Offers `certificate` signed by `signer` (the agent, or the key of the file beside it);
+    /// a signer's failure is a note beginning with `what`.
+    async fn offer_certificate<S>(
+        &mut self,
+        certificate: Certificate,
+        signer: &mut S,
+        what: &str,
+    ) -> Result<bool, TunnelError>
+    where
+        S: russh::Signer,
+        S::Error: std::fmt::Display,
+    {
+        let offered = Offered::certificate(&certificate);
+        if !self.fresh(&offered) {
+            return Ok(false);
+        }
+        let hash = self.rsa_hash(certificate.algorithm()).await;
+        let result = self
+            .handle
+            .authenticate_certificate_with(&self.tunnel.user, certificate, hash, signer)
+            .await
+            .map_err(|e| format!("{what}: {e}"));
+        self.settle(offered, result)
+    }
+
     /// The hash to sign RSA keys with, asked of the relay once per session (it may wait up to
     /// 1 s for the relay's EXT_INFO).
     async fn rsa_hash(&mut self, algorithm: Algorithm) -> Option<HashAlg> {

@@ -60,7 +60,8 @@ impl Login<'_> {
             let accepted = match identity {
                 AgentIdentity::PublicKey { key, .. } => self.offer_agent_key(&mut agent, key).await,
                 AgentIdentity::Certificate { certificate, .. } => {
-                    self.offer_agent_certificate(&mut agent, certificate).await
+                    self.offer_certificate(certificate, &mut agent, "agent signing failed")
+                        .await
                 }
             };
             if accepted? {
@@ -83,24 +84,6 @@ impl Login<'_> {
         let result = self
             .handle
             .authenticate_publickey_with(&self.tunnel.user, key, hash, agent)
-            .await
-            .map_err(|e| format!("agent signing failed: {e}"));
-        self.settle(offered, result)
-    }
-
-    async fn offer_agent_certificate(
-        &mut self,
-        agent: &mut Agent,
-        certificate: russh::keys::Certificate,
-    ) -> Result<bool, TunnelError> {
-        let offered = Offered::certificate(&certificate);
-        if !self.fresh(&offered) {
-            return Ok(false);
-        }
-        let hash = self.rsa_hash(certificate.algorithm()).await;
-        let result = self
-            .handle
-            .authenticate_certificate_with(&self.tunnel.user, certificate, hash, agent)
             .await
             .map_err(|e| format!("agent signing failed: {e}"));
         self.settle(offered, result)

@@ -42,7 +42,11 @@ impl Login<'_> {
         };
         if let Some(certificate) = self.certificate_for(path, &key)
             && self
-                .offer_file_certificate(path, key.clone(), certificate)
+                .offer_certificate(
+                    certificate,
+                    &mut KeySigner(key.clone()),
+                    &path.display().to_string(),
+                )
                 .await?
         {
             return Ok(true);
@@ -71,30 +75,6 @@ impl Login<'_> {
                 None
             }
         }
-    }
-
-    async fn offer_file_certificate(
-        &mut self,
-        path: &Path,
-        key: Arc<PrivateKey>,
-        certificate: Certificate,
-    ) -> Result<bool, TunnelError> {
-        let offered = Offered::certificate(&certificate);
-        if !self.fresh(&offered) {
-            return Ok(false);
-        }
-        let hash = self.rsa_hash(certificate.algorithm()).await;
-        let result = self
-            .handle
-            .authenticate_certificate_with(
-                &self.tunnel.user,
-                certificate,
-                hash,
-                &mut KeySigner(key),
-            )
-            .await
-            .map_err(|e| format!("{}: {e}", path.display()));
-        self.settle(offered, result)
     }
 
     async fn offer_file_key(&mut self, key: Arc<PrivateKey>) -> Result<bool, TunnelError> {
