@@ -14,7 +14,7 @@ use crate::harness::{TunnelToml, local_spec, start_daemon, wait_for, write_confi
 use crate::support::keys::{KeyKind, KeyPair};
 use crate::support::process::terminate_tree;
 use crate::support::sshd::free_port;
-use crate::support::stall_relay::StallingRelay;
+use crate::support::stall_relay;
 use crate::support::wait;
 
 /// harness::FAST's connect_timeout, less scheduling slack.
@@ -67,7 +67,7 @@ async fn silent_relay_times_out_in_the_ssh_handshake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_stalling_mid_auth_times_out_in_authentication() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = StallingRelay::start(dir.path());
+    let relay = stall_relay::stalling(dir.path());
     let key = KeyPair::generate(dir.path(), "client", KeyKind::Ed25519);
     let kh = dir.path().join("known_hosts");
     std::fs::write(&kh, relay.known_hosts_line() + "\n").unwrap();

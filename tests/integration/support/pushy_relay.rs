@@ -3,16 +3,13 @@
 //! direct-tcpip), recording how the client answered each; or it answers `tcpip-forward`
 //! requests late, recording the requests and cancels it gets.
 
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::server::{self, Auth, PublicKeyOffer, VerifiedPublicKey};
-use tokio::net::TcpListener;
 
-use super::background::Background;
-use super::keys::{KeyKind, KeyPair};
+use super::stall_relay::RusshRelay;
 
 /// How the relay misbehaves.
 #[derive(Clone, Copy)]
@@ -23,63 +20,32 @@ pub enum Mode {
     AnswersForwardsAfter(Duration),
 }
 
-/// Accepts SSH connections on 127.0.0.1:0 on its own thread; stops on Drop.
+/// A [`RusshRelay`] in one [`Mode`], recording what happened.
 pub struct PushyRelay {
-    port: u16,
-    host_key: KeyPair,
+    relay: RusshRelay,
     answers: Arc<Mutex<Vec<String>>>,
-    _thread: Background,
 }
 
 impl PushyRelay {
     /// Starts it with a fresh host key generated in `dir`.
     pub fn start(dir: &Path, mode: Mode) -> PushyRelay {
-        let host_key = KeyPair::generate(dir, "pushy_host", KeyKind::Ed25519);
-        let key = russh::keys::load_secret_key(host_key.private_path(), None).expect("host key");
-        let config = Arc::new(server::Config {
-            keys: vec![key],
-            auth_rejection_time: Duration::ZERO,
-            ..Default::default()
-        });
-        let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-        std_listener.set_nonblocking(true).expect("set_nonblocking");
-        let port = std_listener.local_addr().expect("local_addr").port();
         let answers = Arc::new(Mutex::new(Vec::new()));
         let recorded = answers.clone();
-        let thread = Background::spawn("pushy-relay", move || async move {
-            let listener = TcpListener::from_std(std_listener).expect("register listener");
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (config, answers) = (config.clone(), recorded.clone());
-                tokio::spawn(async move {
-                    let pushy = Pushy { answers, mode };
-                    if let Ok(session) = server::run_stream(config, tcp, pushy).await {
-                        let _ = session.await;
-                    }
-                });
-            }
+        let relay = RusshRelay::start(dir, "pushy_host", move || Pushy {
+            answers: recorded.clone(),
+            mode,
         });
-        PushyRelay {
-            port,
-            host_key,
-            answers,
-            _thread: thread,
-        }
+        PushyRelay { relay, answers }
     }
 
     /// The port clients connect to.
     pub fn port(&self) -> u16 {
-        self.port
+        self.relay.port()
     }
 
     /// A known_hosts line that trusts this server at its port.
     pub fn known_hosts_line(&self) -> String {
-        let key: Vec<&str> = self
-            .host_key
-            .public_line()
-            .split_whitespace()
-            .take(2)
-            .collect();
-        format!("[127.0.0.1]:{} {}", self.port, key.join(" "))
+        self.relay.known_hosts_line()
     }
 
     /// What happened so far: for each channel opened, `KIND: accepted` or `KIND: ERROR`; for

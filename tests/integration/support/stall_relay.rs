@@ -1,5 +1,6 @@
-//! An SSH server (russh) that completes the key exchange and then never answers an
-//! authentication request: a relay that stalls mid-auth.
+//! In-process SSH servers (russh) for relays OpenSSH's sshd cannot play: [`RusshRelay`], and
+//! [`stalling`], which completes the key exchange and then never answers an authentication
+//! request (a relay that stalls mid-auth).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -12,17 +13,22 @@ use tokio::net::TcpListener;
 use super::background::Background;
 use super::keys::{KeyKind, KeyPair};
 
-/// Accepts SSH connections on 127.0.0.1:0 on its own thread; stops on Drop.
-pub struct StallingRelay {
+/// An in-process russh server on 127.0.0.1:0, one `H` per connection, on its own thread;
+/// stops on Drop. What it does is the handler's.
+pub struct RusshRelay {
     addr: SocketAddr,
     host_key: KeyPair,
     _thread: Background,
 }
 
-impl StallingRelay {
-    /// Starts it with a fresh host key generated in `dir`.
-    pub fn start(dir: &Path) -> StallingRelay {
-        let host_key = KeyPair::generate(dir, "stall_host", KeyKind::Ed25519);
+impl RusshRelay {
+    /// Starts it with a fresh host key generated in `dir` as `name`; `handler` makes the
+    /// handler of each connection.
+    pub fn start<H>(dir: &Path, name: &str, handler: impl Fn() -> H + Send + 'static) -> RusshRelay
+    where
+        H: server::Handler + Send + 'static,
+    {
+        let host_key = KeyPair::generate(dir, name, KeyKind::Ed25519);
         let key = russh::keys::load_secret_key(host_key.private_path(), None).expect("host key");
         let config = Arc::new(server::Config {
             keys: vec![key],
@@ -32,18 +38,18 @@ impl StallingRelay {
         let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         std_listener.set_nonblocking(true).expect("set_nonblocking");
         let addr = std_listener.local_addr().expect("local_addr");
-        let thread = Background::spawn("stalling-relay", move || async move {
+        let thread = Background::spawn(name, move || async move {
             let listener = TcpListener::from_std(std_listener).expect("register listener");
             while let Ok((tcp, _)) = listener.accept().await {
-                let config = config.clone();
+                let (config, handler) = (config.clone(), handler());
                 tokio::spawn(async move {
-                    if let Ok(session) = server::run_stream(config, tcp, Stall).await {
+                    if let Ok(session) = server::run_stream(config, tcp, handler).await {
                         let _ = session.await;
                     }
                 });
             }
         });
-        StallingRelay {
+        RusshRelay {
             addr,
             host_key,
             _thread: thread,
@@ -65,6 +71,11 @@ impl StallingRelay {
             .collect();
         format!("[127.0.0.1]:{} {}", self.port(), key.join(" "))
     }
+}
+
+/// A relay that completes the key exchange and never answers an authentication request.
+pub fn stalling(dir: &Path) -> RusshRelay {
+    RusshRelay::start(dir, "stall_host", || Stall)
 }
 
 /// Never decides: every authentication request waits forever.
