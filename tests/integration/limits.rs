@@ -311,6 +311,7 @@ fn remote_forward_connections_are_held_to_the_connection_limit() {
         "max_connections = 2\n",
     );
     let d = Pairtund::start(&write_config(relay.dir.path(), &toml));
+    d.wait_ready();
     wait_state(&d, "r", "up");
     let mut held = connections(remote, 2);
     for c in &mut held {
