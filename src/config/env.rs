@@ -84,38 +84,51 @@ impl Env {
     /// Replaces `$NAME` and `${NAME}`; an unset variable is an error rather than an empty
     /// string, so a missing variable cannot silently turn `$X/key` into `/key`.
     fn expand_vars(&self, text: &str) -> Result<String, String> {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(dollar) = rest.find('$') {
-            out.push_str(&rest[..dollar]);
-            let after = &rest[dollar + 1..];
-            let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
-                let close = braced
-                    .find('}')
-                    .ok_or_else(|| "unclosed `${`; write ${NAME}".to_owned())?;
-                (&braced[..close], &braced[close + 1..])
-            } else {
-                let len = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                after.split_at(len)
-            };
-            if !is_var_name(name) {
-                return Err(format!(
-                    "`$` must start a variable like $HOME or ${{HOME}}, found {:?}",
-                    &rest[dollar..]
-                ));
-            }
-            let value = self
-                .vars
-                .get(name)
-                .ok_or_else(|| format!("environment variable `{name}` is not set"))?;
-            out.push_str(value);
-            rest = tail;
-        }
-        out.push_str(rest);
-        Ok(out)
+        expand_variables(text, &self.vars, true)
     }
+}
+
+/// Replaces `${NAME}`, and `$NAME` too when `bare` (without it, as in OpenSSH's paths, a `$`
+/// not followed by `{` is text), with values from `vars`; an unset variable is an error.
+pub(crate) fn expand_variables(
+    text: &str,
+    vars: &HashMap<String, String>,
+    bare: bool,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
+            let close = braced
+                .find('}')
+                .ok_or_else(|| "unclosed `${`; write ${NAME}".to_owned())?;
+            (&braced[..close], &braced[close + 1..])
+        } else if bare {
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            after.split_at(len)
+        } else {
+            out.push('$');
+            rest = after;
+            continue;
+        };
+        if !is_var_name(name) {
+            return Err(format!(
+                "`$` must start a variable like $HOME or ${{HOME}}, found {:?}",
+                &rest[dollar..]
+            ));
+        }
+        let value = vars
+            .get(name)
+            .ok_or_else(|| format!("environment variable `{name}` is not set"))?;
+        out.push_str(value);
+        rest = tail;
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn is_var_name(name: &str) -> bool {

@@ -35,7 +35,7 @@ pub fn expand_identity(path: &Path, tokens: &Tokens) -> Result<PathBuf, String> 
     let Some(text) = path.to_str() else {
         return Ok(path.to_owned());
     };
-    let text = expand_vars(text, tokens.vars)?;
+    let text = crate::config::env::expand_variables(text, tokens.vars, false)?;
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -61,28 +61,6 @@ pub fn expand_identity(path: &Path, tokens: &Tokens) -> Result<PathBuf, String> 
         }
     }
     Ok(PathBuf::from(out))
-}
-
-/// `${NAME}` replaced by the variable's value; unlike pairtun's own paths, a bare `$NAME` is
-/// text, as in ssh.
-fn expand_vars(text: &str, vars: &HashMap<String, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| "unclosed `${`; write ${NAME}".to_owned())?;
-        let name = &after[..end];
-        let value = vars
-            .get(name)
-            .ok_or_else(|| format!("environment variable `{name}` is not set"))?;
-        out.push_str(value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// `%l`: this machine's host name (empty if it cannot be read).
