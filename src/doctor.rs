@@ -210,11 +210,7 @@ fn key_check(tunnel: &TunnelConfig, path: &Path) -> Check {
 fn known_hosts_check(tunnel: &TunnelConfig, host: &str, port: u16) -> Check {
     let t = Some(tunnel);
     let file = tunnel.known_hosts.display();
-    let name = if port == 22 {
-        host.to_owned()
-    } else {
-        format!("[{host}]:{port}")
-    };
+    let name = known_hosts::lookup_name(host, port);
     let types = match known_hosts::key_types_for(&tunnel.known_hosts, host, port) {
         Ok(types) => types,
         Err(e) => {

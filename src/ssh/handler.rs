@@ -92,11 +92,7 @@ fn verify(check: &HostKeyCheck, key: &russh::keys::PublicKey) -> Result<(), Tunn
         policy,
     } = check;
     let shown = path.display();
-    let name = if *port == 22 {
-        host.clone()
-    } else {
-        format!("[{host}]:{port}")
-    };
+    let name = known_hosts::lookup_name(host, *port);
     let fingerprint = key.fingerprint(Default::default());
     let error = |message: String| Err(TunnelError::new(ErrorClass::HostKey, message));
     match known_hosts::check(path, host, *port, key) {

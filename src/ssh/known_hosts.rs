@@ -167,7 +167,7 @@ pub fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<
 }
 
 /// The name OpenSSH files a host under: bare for port 22, `[host]:port` otherwise.
-fn lookup_name(host: &str, port: u16) -> String {
+pub fn lookup_name(host: &str, port: u16) -> String {
     if port == 22 {
         host.to_owned()
     } else {
