@@ -45,9 +45,9 @@ impl Ctx {
 /// Runs one command.
 pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     match command {
-        Command::Service { action } => local::service(action, &ctx.daemon_args),
-        Command::Completions { shell, binary } => local::completions(shell, binary),
-        Command::Man { dir } => local::man(&dir),
+        Command::Service { action } => local::service(action, &ctx.daemon_args, ctx.out),
+        Command::Completions { shell, binary } => local::completions(shell, binary, ctx.out),
+        Command::Man { dir } => local::man(&dir, ctx.out),
         Command::Status { name, watch: false } => status(ctx, name).await,
         Command::Status { name, watch: true } => streams::watch(ctx, name).await,
         Command::Up {

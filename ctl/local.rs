@@ -8,6 +8,7 @@ use clap::CommandFactory;
 
 use crate::cli::{Binary, Cli, ServiceAction};
 use crate::failure::Failure;
+use crate::out::Out;
 
 const UNIT: &str = include_str!("../systemd/pairtund.service");
 const PLIST: &str = include_str!("../launchd/dev.pairtun.pairtund.plist");
@@ -116,16 +117,21 @@ fn home() -> Result<PathBuf, Failure> {
 
 /// `pairtunctl service install|uninstall`; `args` are pairtund's (`--config`, `--socket` when
 /// given to pairtunctl, so the service runs what was asked for).
-pub fn service(action: ServiceAction, args: &[String]) -> Result<(), Failure> {
+pub fn service(action: ServiceAction, args: &[String], out: Out) -> Result<(), Failure> {
     let pairtund = pairtund_path()?;
     if cfg!(target_os = "macos") {
-        launchd(action, &pairtund, args)
+        launchd(action, &pairtund, args, out)
     } else {
-        systemd(action, &pairtund, args)
+        systemd(action, &pairtund, args, out)
     }
 }
 
-fn systemd(action: ServiceAction, pairtund: &Path, args: &[String]) -> Result<(), Failure> {
+fn systemd(
+    action: ServiceAction,
+    pairtund: &Path,
+    args: &[String],
+    out: Out,
+) -> Result<(), Failure> {
     let config_home = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
@@ -135,26 +141,26 @@ fn systemd(action: ServiceAction, pairtund: &Path, args: &[String]) -> Result<()
         ServiceAction::Install { dry_run } => {
             let text = unit_text(pairtund, args);
             if dry_run {
-                say(&format!(
+                out.line(&format!(
                     "# would write {}\n{text}# then: systemctl --user daemon-reload && systemctl --user enable --now pairtund.service",
                     unit.display()
                 ))?;
                 return Ok(());
             }
-            write(&unit, &text)?;
+            write(&unit, &text, out)?;
             run("systemctl", &["--user", "daemon-reload"])?;
             run(
                 "systemctl",
                 &["--user", "enable", "--now", "pairtund.service"],
             )?;
-            say(&format!(
+            out.line(&format!(
                 "installed {} and started pairtund (systemctl --user status pairtund)",
                 unit.display()
             ))?;
         }
         ServiceAction::Uninstall { dry_run } => {
             if dry_run {
-                say(&format!(
+                out.line(&format!(
                     "# would run: systemctl --user disable --now pairtund.service\n# then remove {}",
                     unit.display()
                 ))?;
@@ -167,13 +173,18 @@ fn systemd(action: ServiceAction, pairtund: &Path, args: &[String]) -> Result<()
             );
             remove(&unit)?;
             run("systemctl", &["--user", "daemon-reload"])?;
-            say(&format!("stopped pairtund and removed {}", unit.display()))?;
+            out.line(&format!("stopped pairtund and removed {}", unit.display()))?;
         }
     }
     Ok(())
 }
 
-fn launchd(action: ServiceAction, pairtund: &Path, args: &[String]) -> Result<(), Failure> {
+fn launchd(
+    action: ServiceAction,
+    pairtund: &Path,
+    args: &[String],
+    out: Out,
+) -> Result<(), Failure> {
     let home = home()?;
     let plist = home
         .join("Library/LaunchAgents")
@@ -183,7 +194,7 @@ fn launchd(action: ServiceAction, pairtund: &Path, args: &[String]) -> Result<()
         ServiceAction::Install { dry_run } => {
             let text = plist_text(pairtund, args, &home);
             if dry_run {
-                say(&format!(
+                out.line(&format!(
                     "# would write {}\n{text}# then: launchctl bootstrap {domain} {}",
                     plist.display(),
                     plist.display()
@@ -192,19 +203,19 @@ fn launchd(action: ServiceAction, pairtund: &Path, args: &[String]) -> Result<()
             }
             std::fs::create_dir_all(home.join("Library/Logs"))
                 .map_err(io("create ~/Library/Logs"))?;
-            write(&plist, &text)?;
+            write(&plist, &text, out)?;
             run(
                 "launchctl",
                 &["bootstrap", &domain, &plist.display().to_string()],
             )?;
-            say(&format!(
+            out.line(&format!(
                 "installed {} and started pairtund",
                 plist.display()
             ))?;
         }
         ServiceAction::Uninstall { dry_run } => {
             if dry_run {
-                say(&format!(
+                out.line(&format!(
                     "# would run: launchctl bootout {domain}/{LABEL}\n# then remove {}",
                     plist.display()
                 ))?;
@@ -212,7 +223,7 @@ fn launchd(action: ServiceAction, pairtund: &Path, args: &[String]) -> Result<()
             }
             let _ = run("launchctl", &["bootout", &format!("{domain}/{LABEL}")]);
             remove(&plist)?;
-            say(&format!("stopped pairtund and removed {}", plist.display()))?;
+            out.line(&format!("stopped pairtund and removed {}", plist.display()))?;
         }
     }
     Ok(())
@@ -223,13 +234,13 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> Failure {
 }
 
 /// Writes `text` to `path`, a different file already there moved aside first (and said so).
-fn write(path: &Path, text: &str) -> Result<(), Failure> {
+fn write(path: &Path, text: &str, out: Out) -> Result<(), Failure> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::Request(format!("cannot create {}: {e}", dir.display())))?;
     }
     if let Some(aside) = keep_aside(path, text)? {
-        say(&format!(
+        out.line(&format!(
             "{} differed from the one pairtunctl writes; kept it as {}",
             path.display(),
             aside.display()
@@ -270,7 +281,7 @@ fn run(program: &str, args: &[&str]) -> Result<(), Failure> {
 }
 
 /// `pairtunctl completions SHELL [--binary B]`: the completion script on stdout.
-pub fn completions(shell: clap_complete::Shell, binary: Binary) -> Result<(), Failure> {
+pub fn completions(shell: clap_complete::Shell, binary: Binary, out: Out) -> Result<(), Failure> {
     let (mut command, name) = match binary {
         Binary::Pairtunctl => (Cli::command(), "pairtunctl"),
         Binary::Pairtund => (pairtun::daemon::DaemonArgs::command(), "pairtund"),
@@ -278,24 +289,11 @@ pub fn completions(shell: clap_complete::Shell, binary: Binary) -> Result<(), Fa
     // Rendered first: clap_complete panics when it cannot write (a closed pipe).
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, name, &mut script);
-    write_stdout(&script)
-}
-
-/// A line on stdout (a closed pipe ends quietly, see [`Failure::Output`]).
-fn say(line: &str) -> Result<(), Failure> {
-    write_stdout(format!("{line}\n").as_bytes())
-}
-
-fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(bytes)?;
-    stdout.flush()?;
-    Ok(())
+    Ok(out.bytes(&script)?)
 }
 
 /// `pairtunctl man DIR`: man pages for both binaries (and each pairtunctl subcommand).
-pub fn man(dir: &Path) -> Result<(), Failure> {
+pub fn man(dir: &Path, out: Out) -> Result<(), Failure> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Failure::Request(format!("cannot create {}: {e}", dir.display())))?;
     for command in [Cli::command(), pairtun::daemon::DaemonArgs::command()] {
@@ -303,7 +301,7 @@ pub fn man(dir: &Path) -> Result<(), Failure> {
             Failure::Request(format!("cannot write man pages to {}: {e}", dir.display()))
         })?;
     }
-    say(&format!("man pages written to {}", dir.display()))?;
+    out.line(&format!("man pages written to {}", dir.display()))?;
     Ok(())
 }
 
