@@ -137,8 +137,35 @@ fn ssh_config_warnings_reach_the_config_and_empty_path_disables_it() {
     );
 }
 
+/// A FIFO where a config file should be is refused at once: opening it to read would wait for
+/// a writer (and hold a reload, or the daemon's start, until one came).
+#[test]
+fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = fifo.clone();
+    std::thread::spawn(move || {
+        tx.send(crate::config::read_file(&reader).map_err(|e| e.to_string()))
+    });
+    let read = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("read_file returned without a writer");
+    let e = read.expect_err("a FIFO is not a config file");
+    assert!(e.contains("not a regular file"), "{e}");
+    // Unblock the reader if it did wait (the test has failed by then).
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo),
+    );
+}
+
 /// Regression (found reading the fuzz targets): a path naming something endless must not be
-/// read until memory runs out, nor a FIFO block loading.
+/// read until memory runs out.
 #[test]
 fn endless_or_huge_files_are_refused_not_read() {
     let dir = tempfile::tempdir().unwrap();
